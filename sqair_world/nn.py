@@ -1,0 +1,85 @@
+"""Generic building blocks (no SQAIR logic): MLPs, recurrent cells, Sonnet-style initialisation."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def sonnet_linear_(layer: nn.Linear) -> nn.Linear:
+    """Sonnet 1 default init (reference §0): truncated normal, std 1/sqrt(fan_in), zero bias."""
+    std = 1.0 / math.sqrt(layer.in_features)
+    nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def linear(n_in: int, n_out: int, bias_init: float | Sequence[float] | None = None) -> nn.Linear:
+    """A Sonnet-initialised ``nn.Linear``, optionally with a given initial bias."""
+    layer = sonnet_linear_(nn.Linear(n_in, n_out))
+    if bias_init is not None:
+        with torch.no_grad():
+            layer.bias.copy_(torch.as_tensor(bias_init, dtype=layer.bias.dtype).expand_as(layer.bias))
+    return layer
+
+
+class MLP(nn.Sequential):
+    """Linear+ELU layers of the given widths; ``n_out`` adds a final Linear without activation.
+
+    ``MLP(2500, [256, 256])`` is the reference's "MLP[256,256]" (ELU on the last hidden layer too).
+    """
+
+    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int | None = None,
+                 out_bias: float | Sequence[float] | None = None) -> None:
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [linear(n_in, width), nn.ELU()]
+            n_in = width
+        if n_out is not None:
+            layers.append(linear(n_in, n_out, out_bias))
+            n_in = n_out
+        super().__init__(*layers)
+        self.n_out = n_in
+
+
+class VanillaRNNCell(nn.Module):
+    """h' = tanh(W [x, h] + b): the discovery and relation RNNs (reference §2.1)."""
+
+    def __init__(self, n_in: int, n_hidden: int) -> None:
+        super().__init__()
+        self.cell = linear(n_in + n_hidden, n_hidden)
+        self.n_hidden = n_hidden
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        return torch.tanh(self.cell(torch.cat([x, h], -1)))
+
+
+class GRUCell(nn.Module):
+    """Sonnet's GRU (reference §2.1): the reset gate multiplies h *before* the recurrent matmul,
+    h' = (1 - z) h + z h~, glorot-uniform weights and biases."""
+
+    def __init__(self, n_in: int, n_hidden: int) -> None:
+        super().__init__()
+        self.gates = nn.Linear(n_in + n_hidden, 2 * n_hidden)
+        self.cand_x = nn.Linear(n_in, n_hidden)
+        self.cand_h = nn.Linear(n_hidden, n_hidden, bias=False)
+        for lin in (self.gates, self.cand_x, self.cand_h):
+            nn.init.xavier_uniform_(lin.weight)
+            if lin.bias is not None:  # TF glorot on a bias vector: limit sqrt(6 / (1 + n))
+                lim = math.sqrt(6.0 / (1 + lin.bias.numel()))
+                nn.init.uniform_(lin.bias, -lim, lim)
+        self.n_hidden = n_hidden
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        z, r = torch.sigmoid(self.gates(torch.cat([x, h], -1))).chunk(2, -1)
+        h_tilde = torch.tanh(self.cand_x(x) + self.cand_h(r * h))
+        return h + z * (h_tilde - h)
+
+
+def softplus_std(raw: Tensor, min_std: float) -> Tensor:
+    """std = softplus(raw) + min_std (reference: min std 0.01 everywhere)."""
+    return F.softplus(raw) + min_std
