@@ -1,0 +1,98 @@
+"""DISC: discovery of new objects (paper Alg. 3, reference §2.5) and its prior terms (§3.1).
+
+An AIR-style sequential pass over N slots: where, then a glimpse, then what and presence, with a
+stopping chain on presence. It is conditioned on the propagated objects (a set encoding ``c``) so it
+does not rediscover them. MLP-AIR is this module alone, applied to every frame.
+
+Axes: B batch, K particles, R = B*K rows (row = b*K + k), N slots, D = n_what, H = n_hidden.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from sqair_world.config import SQAIRConfig
+from sqair_world.distributions import (bernoulli_log_prob, mask_logit, normal_log_prob, sample_bernoulli,
+                                       sample_normal, std_normal_log_prob)
+from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
+from sqair_world.nn import MLP, VanillaRNNCell, softplus_std
+from sqair_world.priors import DiscoveryPrior
+from sqair_world.spatial import image_to_glimpse
+from sqair_world.types import Slots
+
+
+class DiscoveryOutput(NamedTuple):
+    what: Tensor  #: [R, N, D]
+    where: Tensor  #: [R, N, 4]
+    pres: Tensor  #: [R, N] packed: present slots first (stopping chain)
+    log_q: Tensor  #: [R] log q of every discovery latent (what, where of present slots + count)
+    log_p: Tensor  #: [R] log p^D of the same
+    log_q_pres: Tensor  #: [R] log q(number discovered), the discrete part
+
+
+class Discovery(nn.Module):
+    def __init__(self, cfg: SQAIRConfig, glimpse_encoder: GlimpseEncoder) -> None:
+        super().__init__()
+        self.cfg = cfg
+        H, D = cfg.n_hidden, cfg.n_what
+        self.glimpse_encoder = glimpse_encoder  # shared with propagation
+        self.latent_encoder = MLP(D + 4, [H, H])
+        self.rnn = VanillaRNNCell(H + H + D + 4 + 1, H)
+        self.h0 = nn.Parameter(torch.zeros(H))
+        self.where_param = StochasticTransformParam(H, cfg)
+        self.pres_predictor = StepsPredictor(H + D, cfg.n_hidden_small, cfg.disc_step_bias)
+        self.prior = DiscoveryPrior(cfg)
+
+    def condition(self, prop: Slots) -> Tensor:
+        """c = sum_i pres_i * MLP([what, where]_i) over the propagated objects: ``[R, N, ...]`` -> ``[R, H]``."""
+        return (self.latent_encoder(torch.cat([prop.what, prop.where], -1)) * prop.pres.unsqueeze(-1)).sum(1)
+
+    def forward(self, image: Tensor, image_features: Tensor, c: Tensor, e: Tensor, t_positive: Tensor,
+                max_allowed: Tensor | None, sample: bool = True) -> DiscoveryOutput:
+        """Discover up to N new objects in each row.
+
+        :param image: ``[B, C, H_img, W_img]`` the frame (shared by the K particles of each sequence)
+        :param image_features: ``[R, H]`` image encoding; computed once per frame, not per step (§8.10)
+        :param c: ``[R, H]`` encoding of the propagated objects
+        :param e: ``[R, 1]`` summary of the propagation prior's presence (reference §3.1)
+        :param t_positive: ``[R]`` 1. after the first frame, else 0.
+        :param max_allowed: ``[R]`` N - number propagated (the paper's cap) or None (released code)
+        """
+        cfg = self.cfg
+        R, B = c.shape[0], image.shape[0]
+        K = R // B
+        N, D = cfg.max_objects, cfg.n_what
+        h = self.h0.expand(R, -1)
+        what, where = c.new_zeros(R, D), c.new_zeros(R, 4)
+        pres = c.new_ones(R)
+        whats, wheres, press = [], [], []
+        log_q_cont = c.new_zeros(R)
+        log_q_pres = c.new_zeros(R)
+        for j in range(N):
+            h = self.rnn(torch.cat([image_features, c, what, where, pres.unsqueeze(-1)], -1), h)
+            where_loc, raw = self.where_param(h)
+            where_std = softplus_std(raw, cfg.min_std)
+            where = sample_normal(where_loc, where_std, sample)
+            glimpse = image_to_glimpse(image, where.view(B, K, 4), cfg.glimpse_size).flatten(0, 1)  # [R, C, h, w]
+            what_loc, what_std = self.glimpse_encoder(glimpse)
+            what = sample_normal(what_loc, what_std, sample)
+            logit = self.pres_predictor(torch.cat([h, what], -1))
+            if max_allowed is not None:  # the paper's cap: slot j exists only if j < N - n_propagated
+                logit = mask_logit(logit, (max_allowed > j).to(logit.dtype), cfg.mask_logit)
+            logit = mask_logit(logit, pres, cfg.mask_logit)
+            # log q(n) of the "modified geometric" count = the stopping chain's Bernoulli terms while still running
+            new_pres = sample_bernoulli(logit, sample) * pres
+            log_q_pres = log_q_pres + pres * bernoulli_log_prob(new_pres, logit)
+            pres = new_pres
+            log_q_cont = log_q_cont + pres * (normal_log_prob(where, where_loc, where_std).sum(-1)
+                                              + normal_log_prob(what, what_loc, what_std).sum(-1))
+            whats.append(what), wheres.append(where), press.append(pres)
+        what_s, where_s, pres_s = torch.stack(whats, 1), torch.stack(wheres, 1), torch.stack(press, 1)
+
+        n_disc = pres_s.sum(-1).long()  # [R]
+        count_lp = self.prior.count_log_probs(e, t_positive, max_allowed).gather(-1, n_disc.unsqueeze(-1)).squeeze(-1)
+        log_p = (count_lp + (pres_s * (self.prior.where_log_prob(where_s, c, e)
+                                       + std_normal_log_prob(what_s).sum(-1))).sum(-1))
+        return DiscoveryOutput(what_s, where_s, pres_s, log_q_cont + log_q_pres, log_p, log_q_pres)

@@ -1,0 +1,60 @@
+"""Log-densities and samplers used by the posteriors and priors, written out so the maths stays visible.
+
+Everything is element-wise over leading axes; callers sum over latent dimensions and mask absent slots.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def normal_log_prob(x: Tensor, mu: Tensor, std: Tensor) -> Tensor:
+    """log N(x | mu, std^2), element-wise."""
+    return -0.5 * ((x - mu) / std).pow(2) - std.log() - _HALF_LOG_2PI
+
+
+def std_normal_log_prob(x: Tensor) -> Tensor:
+    """log N(x | 0, 1), element-wise."""
+    return -0.5 * x.pow(2) - _HALF_LOG_2PI
+
+
+def bernoulli_log_prob(value: Tensor, logit: Tensor) -> Tensor:
+    """log Bernoulli(value | sigmoid(logit)), stable in the logit."""
+    return value * F.logsigmoid(logit) + (1 - value) * F.logsigmoid(-logit)
+
+
+def mask_logit(logit: Tensor, prev_pres: Tensor, bound: float = 88.0) -> Tensor:
+    """logit <- p_prev * logit + (p_prev - 1) * bound: an absent predecessor forces p ~ 0 (reference §2.3)."""
+    return prev_pres * logit + (prev_pres - 1) * bound
+
+
+def sample_normal(mu: Tensor, std: Tensor, sample: bool) -> Tensor:
+    """Reparameterised sample (or the mean when ``sample`` is False)."""
+    return mu + std * torch.randn_like(mu) if sample else mu
+
+
+def sample_bernoulli(logit: Tensor, sample: bool) -> Tensor:
+    """Bernoulli draw as a float tensor (no gradient); the mode p > 0.5 when ``sample`` is False."""
+    with torch.no_grad():
+        if sample:
+            return (torch.rand_like(logit) < torch.sigmoid(logit)).to(logit.dtype)
+        return (logit > 0).to(logit.dtype)
+
+
+def mvn_tril_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
+    """log N(x | loc, L L^T) with lower-triangular ``scale_tril [..., D, D]``; returns ``[...]``."""
+    diff = (x - loc).unsqueeze(-1)
+    z = torch.linalg.solve_triangular(scale_tril, diff, upper=False).squeeze(-1)
+    log_det = scale_tril.diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)
+    return -0.5 * z.pow(2).sum(-1) - log_det - x.shape[-1] * _HALF_LOG_2PI
+
+
+def gaussian_image_log_lik(x: Tensor, canvas: Tensor, std: float) -> Tensor:
+    """sum over C, H, W of log N(x | canvas, std^2): ``[..., C, H, W]`` -> ``[...]`` (reference §1)."""
+    n_pix = canvas.shape[-3] * canvas.shape[-2] * canvas.shape[-1]
+    return -0.5 * ((x - canvas) / std).pow(2).flatten(-3).sum(-1) - n_pix * (math.log(std) + _HALF_LOG_2PI)

@@ -1,0 +1,5 @@
+"""Environment registration (being written)."""
+
+
+def register_envs() -> None:
+    pass

@@ -1,0 +1,122 @@
+"""Spatial transformer: z_where <-> glimpses, with the reference's corner-aligned convention (§2.2).
+
+``z_where`` holds 4 logits (sx, sy, tx, ty); scale s = sigmoid (fraction of the image side), shift
+t = tanh (glimpse centre in [-1, 1]). The affine map [[sx, 0, tx], [0, sy, ty]] takes glimpse grid
+coordinates u in [-1, 1] to image coordinates, pixel = (u + 1)(L - 1) / 2 (``align_corners=True``).
+
+Because the map has no rotation or shear it is separable, so bilinear sampling with zero padding is
+two small matrix products per glimpse: ``glimpse = A_y @ image @ A_x^T`` with triangle-kernel
+interpolation matrices A (row i holds max(0, 1 - |p_i - j|) for source pixel j). This equals
+``F.grid_sample(..., mode="bilinear", padding_mode="zeros", align_corners=True)`` on an
+``F.affine_grid`` (tested), runs as batched GEMMs on CPU and GPU, and needs no copy of the image per
+slot or per particle.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+MIN_SCALE = 1e-4
+
+
+def _clip_min_straight_through(x: Tensor, floor: float) -> Tensor:
+    """max(x, floor) in the forward pass, identity gradient (reference: scale clipped at 1e-4)."""
+    return x + (x.clamp_min(floor) - x).detach()
+
+
+def where_to_scale_shift(where: Tensor) -> tuple[Tensor, Tensor]:
+    """``[..., 4]`` logits -> scale ``[..., 2]`` (sx, sy) in (0, 1] and shift ``[..., 2]`` (tx, ty) in (-1, 1)."""
+    scale = _clip_min_straight_through(torch.sigmoid(where[..., :2]), MIN_SCALE)
+    return scale, torch.tanh(where[..., 2:])
+
+
+def where_to_box(where: Tensor) -> Tensor:
+    """``[..., 4]`` logits -> boxes ``[..., 4]`` = (x_centre, y_centre, width, height) as fractions of the
+    image width/height: the glimpse covers image coordinates t +- s, i.e. fraction (t + 1)/2 +- s/2."""
+    scale, shift = where_to_scale_shift(where)
+    return torch.stack([(shift[..., 0] + 1) / 2, (shift[..., 1] + 1) / 2, scale[..., 0], scale[..., 1]], -1)
+
+
+def box_to_where(box: Tensor) -> Tensor:
+    """Inverse of :func:`where_to_box` (for tests and hand-made latents)."""
+    eps = 1e-6
+    sx, sy = box[..., 2].clamp(eps, 1 - eps), box[..., 3].clamp(eps, 1 - eps)
+    tx, ty = (2 * box[..., 0] - 1).clamp(-1 + eps, 1 - eps), (2 * box[..., 1] - 1).clamp(-1 + eps, 1 - eps)
+    return torch.stack([torch.logit(sx), torch.logit(sy), torch.atanh(tx), torch.atanh(ty)], -1)
+
+
+def _interp_matrix(pos: Tensor, size: int) -> Tensor:
+    """Bilinear weights with zero padding: ``pos [..., n]`` source pixel positions -> ``[..., n, size]``."""
+    grid = torch.arange(size, dtype=pos.dtype, device=pos.device)
+    return (1 - (pos.unsqueeze(-1) - grid).abs()).clamp_min(0)
+
+
+def _lin(n: int, ref: Tensor) -> Tensor:
+    return torch.linspace(-1.0, 1.0, n, dtype=ref.dtype, device=ref.device)
+
+
+def glimpse_matrices(where: Tensor, image_hw: tuple[int, int], glimpse_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Sampling matrices for extraction: ``A_y [..., h, H]``, ``A_x [..., w, W]``."""
+    (H, W), (h, w) = image_hw, glimpse_hw
+    scale, shift = where_to_scale_shift(where)
+    py = (scale[..., 1:2] * _lin(h, where) + shift[..., 1:2] + 1) * (H - 1) / 2  # [..., h]
+    px = (scale[..., 0:1] * _lin(w, where) + shift[..., 0:1] + 1) * (W - 1) / 2  # [..., w]
+    return _interp_matrix(py, H), _interp_matrix(px, W)
+
+
+def inverse_matrices(where: Tensor, image_hw: tuple[int, int], glimpse_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Sampling matrices for writing back (the inverse warp): ``B_y [..., H, h]``, ``B_x [..., W, w]``.
+
+    Image coordinate u maps to glimpse coordinate (u - t) / s (reference §2.2, theta^-1).
+    """
+    (H, W), (h, w) = image_hw, glimpse_hw
+    scale, shift = where_to_scale_shift(where)
+    qy = ((_lin(H, where) - shift[..., 1:2]) / scale[..., 1:2] + 1) * (h - 1) / 2  # [..., H]
+    qx = ((_lin(W, where) - shift[..., 0:1]) / scale[..., 0:1] + 1) * (w - 1) / 2  # [..., W]
+    return _interp_matrix(qy, h), _interp_matrix(qx, w)
+
+
+def image_to_glimpse(image: Tensor, where: Tensor, glimpse_hw: tuple[int, int]) -> Tensor:
+    """Extract glimpses.
+
+    :param image: ``[B, C, H, W]``
+    :param where: ``[B, ..., 4]`` logits; the middle axes (e.g. K particles, N slots) index glimpses of the same image
+    :return: ``[B, ..., C, h, w]``
+    """
+    B, C, H, W = image.shape
+    ay, ax = glimpse_matrices(where, (H, W), glimpse_hw)  # [B, *, h, H], [B, *, w, W]
+    mid = where.shape[1:-1]
+    ay = ay.reshape(B, -1, *ay.shape[-2:])  # [B, M, h, H]
+    ax = ax.reshape(B, -1, *ax.shape[-2:])  # [B, M, w, W]
+    rows = torch.einsum("bmhy,bcyx->bmchx", ay, image)  # [B, M, C, h, W]
+    out = torch.einsum("bmchx,bmwx->bmchw", rows, ax)  # [B, M, C, h, w]
+    return out.reshape(B, *mid, C, *glimpse_hw)
+
+
+def glimpse_to_image(glimpse: Tensor, where: Tensor, image_hw: tuple[int, int]) -> Tensor:
+    """Write glimpses back into image space with the inverse transform.
+
+    :param glimpse: ``[..., C, h, w]``
+    :param where: ``[..., 4]``
+    :return: ``[..., C, H, W]`` (zeros outside each glimpse's box)
+    """
+    h, w = glimpse.shape[-2:]
+    by, bx = inverse_matrices(where, image_hw, (h, w))  # [..., H, h], [..., W, w]
+    return torch.einsum("...yh,...chw,...xw->...cyx", by, glimpse, bx)
+
+
+def box_coverage(where: Tensor, image_hw: tuple[int, int], glimpse_hw: tuple[int, int]) -> Tensor:
+    """``warp^-1(ones)``: how much of each image pixel a glimpse covers, ``[..., 4]`` -> ``[..., H, W]``.
+
+    Separable, so it is the outer product of the row sums of the inverse matrices.
+    """
+    by, bx = inverse_matrices(where, image_hw, glimpse_hw)
+    return by.sum(-1).unsqueeze(-1) * bx.sum(-1).unsqueeze(-2)
+
+
+def pixel_boxes(where: Tensor, image_hw: tuple[int, int]) -> Tensor:
+    """Boxes in pixels, ``[..., 4]`` -> ``[..., 4]`` = (x_min, y_min, width, height), for drawing and MOT metrics."""
+    H, W = image_hw
+    box = where_to_box(where)
+    wpx, hpx = box[..., 2] * W, box[..., 3] * H
+    return torch.stack([box[..., 0] * W - wpx / 2, box[..., 1] * H - hpx / 2, wpx, hpx], -1)
