@@ -105,15 +105,18 @@ class SQAIR(nn.Module):
         """
         cfg = self.cfg
         lead, N = z.pres.shape[:-1], z.pres.shape[-1]
-        _, H, W = cfg.image_shape
-        glimpses = self.glimpse_decoder(z.what.reshape(-1, cfg.n_what))  # [*N, C, h, w]
-        by, bx = inverse_matrices(z.where.reshape(-1, 4), (H, W), cfg.glimpse_size)  # [*N, H, h], [*N, W, w]
-        by = by * z.pres.reshape(-1, 1, 1)
-        objects = by.unsqueeze(1) @ glimpses @ bx.transpose(-1, -2).unsqueeze(1)  # [*N, C, H, W]
-        canvas = objects.view(*lead, N, *objects.shape[1:]).sum(-4)
-        cover = (by.sum(-1).unsqueeze(-1) * bx.sum(-1).unsqueeze(-2)).view(*lead, N, H, W).sum(-3)
-        soft_mask = torch.sigmoid(-10 + 20 * cover).unsqueeze(-3)
-        return canvas + self.mean_image * soft_mask
+        C, H, W = cfg.image_shape
+        (h, w), M = cfg.glimpse_size, z.pres[..., 0].numel()
+        glimpses = self.glimpse_decoder(z.what.reshape(M * N, cfg.n_what)).view(M, N, C, h, w)
+        by, bx = inverse_matrices(z.where.reshape(M, N, 4), (H, W), cfg.glimpse_size)  # [M, N, H, h], [M, N, W, w]
+        by = by * z.pres.reshape(M, N, 1, 1)
+        # sum_n By_n G_n Bx_n^T as one product: [By_1 G_1 .. By_N G_N] (H x N*w) @ [Bx_1; ..; Bx_N]^T (N*w x W)
+        rows = (by.unsqueeze(2) @ glimpses)  # [M, N, C, H, w]
+        rows = rows.permute(0, 2, 3, 1, 4).reshape(M, C, H, N * w)
+        canvas = rows @ bx.transpose(-1, -2).reshape(M, 1, N * w, W)  # [M, C, H, W]
+        cover = by.sum(-1).transpose(1, 2) @ bx.sum(-1)  # [M, H, W] = sum_n pres_n warp^-1(ones)_n
+        canvas = canvas + self.mean_image * torch.sigmoid(-10 + 20 * cover).unsqueeze(1)
+        return canvas.view(*lead, C, H, W)
 
     # ------------------------------------------------------------------ one time step
     def step(self, state: TrackState, image: Tensor, image_features: Tensor, sample: bool = True,
@@ -161,8 +164,7 @@ class SQAIR(nn.Module):
                                state.next_id + is_new.sum(-1), state.t + 1)
 
         canvas = self.render(z)  # [R, C, H, W]
-        x = image.unsqueeze(1).expand(B, K, *image.shape[1:]).reshape(R, *image.shape[1:])
-        log_lik = gaussian_image_log_lik(x, canvas, cfg.output_std)
+        log_lik = gaussian_image_log_lik(image.unsqueeze(1), canvas.view(B, K, *canvas.shape[1:]), cfg.output_std).view(R)
         return StepOutput(new_state, canvas, log_lik, log_q + disc.log_q, log_p + disc.log_p,
                           log_q_pres + disc.log_q_pres, n_prop, is_new.sum(-1).to(feats.dtype))
 

@@ -65,7 +65,7 @@ class Propagation(nn.Module):
         eye = torch.eye(4, dtype=std.dtype, device=std.device)
         if not self.cfg.prop_where_full_cov:
             return std.unsqueeze(-1) * eye
-        L = std.new_zeros(4, 4).index_put((self.tril_idx[0], self.tril_idx[1]), self.cholesky)
+        L = self.cholesky.new_zeros(4, 4).index_put((self.tril_idx[0], self.tril_idx[1]), self.cholesky)
         return std.unsqueeze(-1) * (L + eye)
 
     def _glimpse(self, image: Tensor, where: Tensor, mask: Tensor, K: int) -> tuple[Tensor, Tensor]:

@@ -4,16 +4,17 @@
 t = tanh (glimpse centre in [-1, 1]). The affine map [[sx, 0, tx], [0, sy, ty]] takes glimpse grid
 coordinates u in [-1, 1] to image coordinates, pixel = (u + 1)(L - 1) / 2 (``align_corners=True``).
 
-Because the map has no rotation or shear it is separable, so bilinear sampling with zero padding is
-two small matrix products per glimpse: ``glimpse = A_y @ image @ A_x^T`` with triangle-kernel
-interpolation matrices A (row i holds max(0, 1 - |p_i - j|) for source pixel j). This equals
-``F.grid_sample(..., mode="bilinear", padding_mode="zeros", align_corners=True)`` on an
-``F.affine_grid`` (tested), runs as batched GEMMs on CPU and GPU, and needs no copy of the image per
-slot or per particle.
+Extraction uses ``F.grid_sample`` (bilinear, zero padding, ``align_corners=True``). Writing back
+uses that the map has no rotation or shear, so it is separable: bilinear sampling with zero padding
+is ``image = B_y @ glimpse @ B_x^T`` with triangle-kernel interpolation matrices B (row i holds
+max(0, 1 - |q_i - j|) for glimpse pixel j). Summing the objects of a frame then becomes one batched
+matrix product (see ``SQAIR.render``), and the soft mask of the written area is the outer product
+of the matrices' row sums. Both equal ``grid_sample`` on an ``affine_grid`` (tested).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 MIN_SCALE = 1e-4
@@ -77,20 +78,26 @@ def inverse_matrices(where: Tensor, image_hw: tuple[int, int], glimpse_hw: tuple
 
 
 def image_to_glimpse(image: Tensor, where: Tensor, glimpse_hw: tuple[int, int]) -> Tensor:
-    """Extract glimpses.
+    """Extract glimpses with bilinear sampling (zeros outside the image).
+
+    The M glimpses of an image are stacked as rows of one sampling grid, so ``grid_sample`` reads the
+    image in place: no copy per slot or per particle.
 
     :param image: ``[B, C, H, W]``
     :param where: ``[B, ..., 4]`` logits; the middle axes (e.g. K particles, N slots) index glimpses of the same image
     :return: ``[B, ..., C, h, w]``
     """
-    B, C, H, W = image.shape
-    ay, ax = glimpse_matrices(where, (H, W), glimpse_hw)  # [B, *, h, H], [B, *, w, W]
+    B, C = image.shape[:2]
+    h, w = glimpse_hw
     mid = where.shape[1:-1]
-    ay = ay.reshape(B, -1, *ay.shape[-2:])  # [B, M, h, H]
-    ax = ax.reshape(B, -1, *ax.shape[-2:])  # [B, M, w, W]
-    rows = torch.einsum("bmhy,bcyx->bmchx", ay, image)  # [B, M, C, h, W]
-    out = torch.einsum("bmchx,bmwx->bmchw", rows, ax)  # [B, M, C, h, w]
-    return out.reshape(B, *mid, C, *glimpse_hw)
+    scale, shift = where_to_scale_shift(where.reshape(B, -1, 4))  # [B, M, 2]
+    gx = scale[..., 0:1] * _lin(w, where) + shift[..., 0:1]  # [B, M, w]
+    gy = scale[..., 1:2] * _lin(h, where) + shift[..., 1:2]  # [B, M, h]
+    M = gx.shape[1]
+    grid = torch.stack([gx.unsqueeze(2).expand(B, M, h, w), gy.unsqueeze(3).expand(B, M, h, w)], -1)
+    out = F.grid_sample(image, grid.reshape(B, M * h, w, 2), mode="bilinear", padding_mode="zeros",
+                        align_corners=True)  # [B, C, M*h, w]
+    return out.view(B, C, M, h, w).transpose(1, 2).reshape(B, *mid, C, h, w)
 
 
 def glimpse_to_image(glimpse: Tensor, where: Tensor, image_hw: tuple[int, int]) -> Tensor:
