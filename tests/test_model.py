@@ -208,3 +208,23 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     torch.save(data, tmp_path / "mismatch.pt")
     with pytest.raises(CheckpointError, match="does not match"):
         load_model(tmp_path / "mismatch.pt")
+
+
+def test_air_on_one_frame_is_sqair_discovery_with_the_same_weights():
+    sqair, air = tiny("mlp-sqair"), tiny("mlp-air")
+    air.load_state_dict({k: v for k, v in sqair.state_dict().items() if not k.startswith("propagation.")})
+    x = torch.rand(1, 3, 1, 24, 24)
+    torch.manual_seed(11)
+    a = sqair(x)
+    torch.manual_seed(11)
+    b = air(x)
+    torch.testing.assert_close(a.iwae, b.iwae)
+    torch.testing.assert_close(a.log_weights, b.log_weights)
+
+
+def test_air_forgets_objects_between_frames():
+    air = tiny("mlp-air", disc_step_bias=30.0)
+    out = air(torch.rand(3, 2, 1, 24, 24))
+    assert torch.all(out.num_prop == 0) and torch.all(out.num_disc == 3)
+    ids = out.latents.id
+    assert torch.all(ids[1] == ids[0] + 3)  # fresh identities every frame: AIR does not track

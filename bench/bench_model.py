@@ -1,0 +1,95 @@
+"""Training-iteration speed of the models at the paper's setting, against this machine's matmul floor.
+
+    python bench/bench_model.py [--models mlp-sqair mlp-air ...] [--iters 5] [--threads 2] [--bf16]
+
+Prints, per model, ``BENCH <model>_train_iter_seconds``, its FLOPs per iteration (counted with
+``torch.utils.flop_counter.FlopCounterMode``) and ``BENCH <model>_train_iter_floor_ratio`` = measured
+time / (FLOPs / fp32 matmul throughput measured in the same run). Also the AIR baseline at Pyro's
+setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single 50x50 frame.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from sqair_world.registry import MODEL_NAMES, build_model
+
+PYRO_AIR_SECONDS = 0.13  # Pyro's examples/air at batch 64, 3 steps, on these machines (issue #5)
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def train_iteration(model, opt, x, k, bf16):
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with ctx:
+        out = model(x, k=k)
+    opt.zero_grad(set_to_none=True)
+    out.loss.backward()
+    opt.step()
+
+
+def time_training(name: str, T: int, B: int, K: int, iters: int, bf16: bool, **overrides) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = build_model(name, **overrides)
+    opt = torch.optim.Adam(model.parameters(), 1e-5)
+    x = torch.rand(T, B, *model.cfg.image_shape)
+    fc = FlopCounterMode(display=False)
+    with fc:
+        train_iteration(model, opt, x, K, False)
+    times = []
+    for _ in range(iters + 1):
+        t0 = time.perf_counter()
+        train_iteration(model, opt, x, K, bf16)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:]), fc.get_total_flops() / 1e9
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU (matmuls only)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    gflops = matmul_gflops()
+    print(f"BENCH fp32_matmul_gflops {gflops:.1f} GFLOP/s")
+    suffix = "_bf16" if args.bf16 else ""
+    for name in args.models:
+        key = name.replace("-", "_")
+        sec, flops = time_training(name, 10, 32, 5, args.iters, args.bf16)
+        print(f"BENCH {key}_train_iter_seconds{suffix} {sec:.3f} s")
+        print(f"BENCH {key}_train_iter_gflop {flops:.1f} GFLOP")
+        print(f"BENCH {key}_train_iter_floor_ratio{suffix} {sec / (flops / gflops):.2f}")
+    if "mlp-air" in args.models:
+        sec, flops = time_training("mlp-air", 1, 64, 1, args.iters, args.bf16)
+        print(f"BENCH mlp_air_batch64_3steps_seconds{suffix} {sec:.4f} s")
+        print(f"BENCH mlp_air_batch64_3steps_floor_ratio{suffix} {sec / (flops / gflops):.2f}")
+        print(f"BENCH mlp_air_vs_pyro_air_speedup{suffix} {PYRO_AIR_SECONDS / sec:.2f} x")
+    if "mlp-sqair" in args.models:
+        model = build_model("mlp-sqair").eval()
+        frame = torch.rand(1, 1, 50, 50)
+        state = model.online_step(None, frame).state
+        times = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            state = model.online_step(state, frame).state
+            times.append(time.perf_counter() - t0)
+        print(f"BENCH online_step_ms {1e3 * statistics.median(times):.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
