@@ -1,0 +1,159 @@
+"""Training loop: schedules, optimiser, exact resume, atomic checkpoints, NaN stop, CLI smoke test, DDP."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from sqair_world.checkpoint import CheckpointError, load_model
+from sqair_world.registry import build_model
+from sqair_world.schedules import authors_learning_rate, curriculum_length, piecewise_constant, warmup_constant
+from sqair_world.train import TrainConfig, Trainer, TrainingDiverged, batch_indices, tf_rmsprop
+
+TINY_MODEL = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=4, n_hidden=16, n_hidden_small=8, max_objects=2)
+
+
+def _data(S=24, T=4, seed=0):
+    g = np.random.default_rng(seed)
+    return (g.random((T, S, 1, 24, 24)) * 255).astype(np.uint8)
+
+
+def _trainer(tmp_path, steps, **kw):
+    torch.manual_seed(0)
+    model = build_model("mlp-sqair", **TINY_MODEL)
+    cfg = TrainConfig(steps=steps, batch_size=4, k_particles=2, curriculum_every=2, curriculum_max=4, run_dir=str(tmp_path),
+                      tensorboard=False, progress=False, val_every=1000, device="cpu", recipe="fast", lr=1e-3, **kw)
+    return Trainer(model, _data(), _data(8, seed=1), cfg, experiment="test")
+
+
+def test_schedules_are_pure_functions_of_the_step():
+    assert [curriculum_length(s) for s in (0, 99_999, 100_000, 700_000, 5_000_000)] == [3, 3, 4, 10, 10]
+    assert authors_learning_rate(0) == 1e-5 and authors_learning_rate(400_000) == pytest.approx(1e-5 / 3)
+    assert authors_learning_rate(1_000_000) == pytest.approx(1e-5 / 9)
+    assert piecewise_constant(5, [3, 10], [1, 2, 3]) == 2 and warmup_constant(0, 1.0, 10) == pytest.approx(0.1)
+
+
+def test_tf_rmsprop_starts_with_unit_square_average():
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = tf_rmsprop([p], lr=0.1)
+    assert torch.equal(opt.state[p]["square_avg"], torch.ones(3))
+    assert opt.defaults["alpha"] == 0.9 and opt.defaults["eps"] == 1e-10 and opt.defaults["momentum"] == 0.9
+    p.grad = torch.ones(3)
+    opt.step()  # with square_avg = 1: avg = 0.9 + 0.1 = 1, update = lr * g / 1
+    torch.testing.assert_close(p.detach(), torch.full((3,), -0.1))
+
+
+def test_batches_are_epochs_without_replacement_and_sharded():
+    seen = np.concatenate([batch_indices(s, 12, 4, seed=0) for s in range(3)])
+    assert sorted(seen.tolist()) == list(range(12))
+    r0, r1 = batch_indices(5, 12, 4, 0, rank=0, world=2), batch_indices(5, 12, 4, 0, rank=1, world=2)
+    assert np.array_equal(np.concatenate([r0, r1]), batch_indices(5, 12, 4, 0))
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    straight = _trainer(tmp_path / "a", steps=6)
+    straight.fit()
+    first = _trainer(tmp_path / "b", steps=3)
+    first.fit()
+    resumed = _trainer(tmp_path / "b", steps=6)
+    resumed.load(tmp_path / "b" / "last.pt")
+    assert resumed.step == 3 and resumed.seq_len(resumed.step) == 4
+    resumed.fit()
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    tr = _trainer(tmp_path, steps=2)
+    tr.fit()
+    before = load_model(tmp_path / "last.pt").state_dict()
+    tr.step += 5
+
+    def broken_save(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        tr.save()
+    monkeypatch.undo()
+    after = load_model(tmp_path / "last.pt")
+    assert after.checkpoint_extra["step"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(before.values(), after.state_dict().values()))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_nan_stops_with_step_and_batch_and_keeps_checkpoint(tmp_path):
+    tr = _trainer(tmp_path, steps=4)
+    tr.cfg = tr.cfg.__class__(**{**tr.cfg.__dict__, "steps": 2})
+    tr.fit()
+    with torch.no_grad():
+        tr.model.glimpse_decoder.output_scale.fill_(float("nan"))
+    tr.cfg = tr.cfg.__class__(**{**tr.cfg.__dict__, "steps": 4})
+    with pytest.raises(TrainingDiverged, match=r"at step 2 on training sequences \["):
+        tr.fit()
+    assert load_model(tmp_path / "last.pt").checkpoint_extra["step"] == 2
+
+
+def test_resume_rejects_a_mismatched_model(tmp_path):
+    tr = _trainer(tmp_path, steps=1)
+    tr.fit()
+    torch.manual_seed(0)
+    other = build_model("mlp-sqair", **{**TINY_MODEL, "n_what": 5})
+    tr2 = Trainer(other, _data(), _data(8), tr.cfg, experiment="test")
+    with pytest.raises(CheckpointError, match="another configuration"):
+        tr2.load(tmp_path / "last.pt")
+
+
+def test_pretrain_cli_smoke_and_resume(tmp_path):
+    env = {**os.environ, "SQAIR_WORLD_CACHE": str(tmp_path / "cache")}
+    base = [sys.executable, "-m", "sqair_world.pretrain", "mnist-mlp-sqair", "--num-train-sequences", "16",
+            "--num-val-sequences", "4", "--batch-size", "4", "--k-particles", "2", "--curriculum-max", "3",
+            "--val-every", "2", "--run-dir", str(tmp_path / "run"), "--progress", "false",
+            "--model-set", "n_hidden=16", "--model-set", "n_what=4", "--model-set", "glimpse_size=(8, 8)"]
+    out = subprocess.run(base + ["--steps", "2", "--output", str(tmp_path / "m.pt")], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert load_model(tmp_path / "m.pt").cfg.n_what == 4
+    out = subprocess.run(base + ["--steps", "3", "--resume"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "resumed" in out.stderr and "step 3" in out.stderr, out.stderr
+    helptext = subprocess.run([sys.executable, "-m", "sqair_world.pretrain", "--help"], capture_output=True, text=True).stdout
+    for name in ("mnist-mlp-sqair", "mnist-conv-sqair", "mnist-mlp-air", "mnist-mlp-vrnn", "mnist-conv-vrnn", "--lr"):
+        assert name in helptext
+    bad = subprocess.run([sys.executable, "-m", "sqair_world.pretrain", "mnist-mlp-sqiar"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Did you mean 'mnist-mlp-sqair'" in bad.stderr
+
+
+def _ddp_worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model("mlp-sqair", **TINY_MODEL)
+    cfg = TrainConfig(steps=2, batch_size=4, k_particles=2, curriculum_max=3, run_dir=out_dir, tensorboard=False,
+                      progress=False, device="cpu", recipe="fast", lr=1e-2, deterministic=True, val_every=1000)
+    tr = Trainer(model, _data(), _data(8, seed=1), cfg, experiment="ddp")
+    tr.fit()
+    torch.save(tr.model.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def test_ddp_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path):
+    port = 29500 + os.getpid() % 1000
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    torch.manual_seed(0)
+    model = build_model("mlp-sqair", **TINY_MODEL)
+    cfg = TrainConfig(steps=2, batch_size=4, k_particles=2, curriculum_max=3, run_dir=str(tmp_path / "single"),
+                      tensorboard=False, progress=False, device="cpu", recipe="fast", lr=1e-2, deterministic=True,
+                      val_every=1000)
+    single = Trainer(model, _data(), _data(8, seed=1), cfg, experiment="single")
+    single.fit()
+    for k, v in single.model.state_dict().items():
+        assert torch.equal(r0[k], r1[k]), f"ranks differ in {k}"
+        torch.testing.assert_close(r0[k], v, atol=2e-5, rtol=1e-4, msg=f"DDP != single process in {k}")
