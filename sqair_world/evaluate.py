@@ -1,0 +1,214 @@
+"""Evaluate a checkpoint on held-out moving-MNIST sequences: the paper's Table 1, tracking scores, figures.
+
+    python -m sqair_world.evaluate runs/mnist-mlp-sqair/last.pt [--num-sequences 1000] [--particles 1000]
+
+Estimators (reference §5):
+
+- log p(x_{1:T}): the IWAE bound with K particles (1000 by default), computed in particle chunks
+  (log-weights of all chunks are combined by logsumexp, so the result equals one K-particle pass);
+- reconstruction log p(x|z) and KL(q||p) per sequence: importance-weighted averages over the same K
+  particles of sum_t log p(x_t|z_t) and sum_t (log q - log p), so rec - KL is close to the bound
+  (the authors' logged quantities, multiplied by T to be per sequence as in Table 1);
+- counting accuracy per frame, importance-weighted over particles, averaged over frames and sequences,
+  against every digit of the sequence (the authors' convention, §8.6) and against visible digits only;
+- addition accuracy: a Deep Sets classifier on the frozen model's per-frame object set (what, where of
+  present objects; one 165-d "slot" for VRNN) from the online tracker (posterior means), trained on
+  training-sequence representations and scored per frame on the evaluation sequences;
+- MOTA, MOTP (mean 1 - IoU of matches) and IDF1 with motmetrics: the online tracker's boxes and
+  identities against the ground-truth boxes of digits at least 25% visible (IoU >= 0.5 to match).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sqair_world.checkpoint import CheckpointError, load_model
+from sqair_world.metrics import addition_accuracy, count_accuracy, tracking_scores
+from sqair_world.spatial import pixel_boxes
+
+PAPER_TABLE1 = {  # reference §9
+    "conv-sqair": (6784.8, 6923.8, 134.6, 0.9974, 0.9990), "mlp-sqair": (6617.6, 6786.5, 164.5, 0.9986, 0.9998),
+    "mlp-air": (6443.6, 6830.6, 352.6, 0.9058, 0.8644), "conv-vrnn": (6561.9, 6737.8, 270.2, None, 0.8536),
+    "mlp-vrnn": (5959.3, 6108.7, 218.3, None, 0.8059)}
+
+
+@torch.no_grad()
+def bound_rec_kl_counts(model, x: Tensor, particles: int, chunk: int, truth_all: Tensor, truth_vis: Tensor) -> dict[str, Tensor]:
+    """Per sequence ``[B]``: IWAE with ``particles`` in chunks, importance-weighted rec/KL and counting accuracies."""
+    lse, rec, kl, acc_all, acc_vis = [], [], [], [], []
+    for k0 in range(0, particles, chunk):
+        out = model(x, k=min(chunk, particles - k0))
+        lw = out.log_weights  # [B, k]
+        lse.append(torch.logsumexp(lw, -1))
+        rec.append(out.rec)
+        kl.append(out.kl)
+        if out.count is not None:
+            acc_all.append(count_accuracy(out.count, out.weights, truth_all))
+            acc_vis.append(count_accuracy(out.count, out.weights, truth_vis))
+    lse_c = torch.stack(lse, -1)  # [B, chunks]; chunk weights = their share of the total weight
+    w = lse_c.softmax(-1)
+    res = {"log_px": torch.logsumexp(lse_c, -1) - math.log(particles),
+           "rec": (w * torch.stack(rec, -1)).sum(-1), "kl": (w * torch.stack(kl, -1)).sum(-1)}
+    if acc_all:
+        res["count_acc"] = (w * torch.stack(acc_all, -1)).sum(-1)
+        res["count_acc_visible"] = (w * torch.stack(acc_vis, -1)).sum(-1)
+    return res
+
+
+@torch.no_grad()
+def online_track(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Posterior-mean tracking frame by frame: boxes ``[T, B, N, 4]`` (x, y, w, h px), ids, features, mask."""
+    from sqair_world.types import Slots
+
+    state, zs = None, []
+    for t in range(x.shape[0]):
+        state = model.online_step(state, x[t]).state
+        zs.append(state.z)
+    z = Slots(*(torch.stack([s[i] for s in zs]) for i in range(4)))
+    boxes = pixel_boxes(z.where, tuple(x.shape[-2:]))
+    return boxes, torch.where(z.pres > 0, z.id, -1), torch.cat([z.what, z.where], -1), z.pres
+
+
+@torch.no_grad()
+def representations(model, frames: np.ndarray, batch: int, device) -> tuple[Tensor, Tensor]:
+    """Per-frame set representations ``[S, T, N, F]`` and masks ``[S, T, N]`` of uint8 frames ``[T, S, C, H, W]``."""
+    feats, masks = [], []
+    for s in range(0, frames.shape[1], batch):
+        x = torch.from_numpy(frames[:, s:s + batch]).to(device).float().div_(255)
+        if hasattr(model, "online_step"):
+            _, _, f, m = online_track(model, x)
+        else:
+            out = model(x, k=1, sample=False)
+            f, m = out.slot_features[:, :, 0], out.slot_mask[:, :, 0]
+        feats.append(f.transpose(0, 1).cpu())
+        masks.append(m.transpose(0, 1).cpu())
+    return torch.cat(feats), torch.cat(masks)
+
+
+def evaluate(model, num_sequences: int = 1000, particles: int = 1000, chunk: int = 50, batch_size: int = 8,
+             num_addition_train: int = 2000, seed: int = 0, mnist_dir: str | None = None, device=None,
+             progress: bool = True, visible_threshold: float = 0.25) -> dict[str, Any]:
+    """All metrics on ``num_sequences`` evaluation sequences (the authors' evaluation digit pool)."""
+    from tqdm.auto import tqdm
+
+    from sqair_world.data import MovingMNISTConfig, load_moving_mnist
+
+    device = device or next(model.parameters()).device
+    model.eval()
+    data = load_moving_mnist("eval", num_sequences, seed, mnist_dir, MovingMNISTConfig())
+    frames = data.frames[:, :, None]
+    sums: dict[str, float] = {}
+    gt_boxes, gt_ids, pr_boxes, pr_ids = [], [], [], []
+    t0 = time.time()
+    for s in tqdm(range(0, len(data), batch_size), disable=not progress, desc="evaluate", unit="batch"):
+        x = torch.from_numpy(frames[:, s:s + batch_size]).to(device).float().div_(255)
+        sub = data.subset(slice(s, s + batch_size))
+        res = bound_rec_kl_counts(model, x, particles, chunk, torch.as_tensor(sub.num_digits),
+                                  torch.as_tensor(sub.num_visible))
+        for k, v in res.items():
+            sums[k] = sums.get(k, 0.0) + v.sum().item()
+        if hasattr(model, "online_step"):
+            boxes, ids, _, _ = online_track(model, x)
+            pr_boxes.append(boxes.cpu().numpy())
+            pr_ids.append(ids.cpu().numpy())
+            vis = sub.visible_frac >= visible_threshold
+            gt_boxes.append(sub.visible_boxes[..., [1, 0, 3, 2]])
+            gt_ids.append(np.where(vis, sub.track_ids[None], -1))
+    n = len(data)
+    result: dict[str, Any] = {k: v / n for k, v in sums.items()}
+    result.update(num_sequences=n, particles=particles, seq_len=int(frames.shape[0]), seconds=round(time.time() - t0, 1))
+    if pr_ids:
+        scores = tracking_scores(np.concatenate(gt_boxes, 1), np.concatenate(gt_ids, 1), np.concatenate(pr_boxes, 1),
+                                 np.concatenate(pr_ids, 1))
+        result.update(scores._asdict())
+    if num_addition_train > 0:
+        train = load_moving_mnist("train", num_addition_train, seed, mnist_dir, MovingMNISTConfig())
+        tr_f, tr_m = representations(model, train.frames[:, :, None], 64, device)
+        te_f, te_m = representations(model, frames, 64, device)
+        result["addition_acc"] = addition_accuracy(tr_f, tr_m, torch.as_tensor(train.digit_sum), te_f, te_m,
+                                                   torch.as_tensor(data.digit_sum), seed=seed)
+    return result
+
+
+def format_table(name: str, r: dict[str, Any]) -> str:
+    """A table shaped like the paper's Table 1, with the paper's row beside ours."""
+    def f(v, digits=1):
+        return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+    head = f"{'model':<22}{'log p(x)':>10}{'log p(x|z)':>12}{'KL(q||p)':>10}{'counting':>10}{'counting(vis)':>15}{'addition':>10}"
+    ours = (f"{name + ' (ours)':<22}{f(r['log_px']):>10}{f(r['rec']):>12}{f(r['kl']):>10}{f(r.get('count_acc'), 4):>10}"
+            f"{f(r.get('count_acc_visible'), 4):>15}{f(r.get('addition_acc'), 4):>10}")
+    lines = [head, ours]
+    if name in PAPER_TABLE1:
+        p = PAPER_TABLE1[name]
+        lines.append(f"{name + ' (paper)':<22}{f(p[0]):>10}{f(p[1]):>12}{f(p[2]):>10}{f(p[3], 4):>10}{'':>15}{f(p[4], 4):>10}")
+    if "mota" in r:
+        lines.append(f"tracking: MOTA {r['mota']:.4f}  MOTP {r['motp']:.4f} (1-IoU)  IDF1 {r['idf1']:.4f}  "
+                     f"ID switches {r['num_switches']}")
+    lines.append(f"({r['num_sequences']} evaluation sequences of {r['seq_len']} frames, K={r['particles']} particles)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sqair_world.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--num-sequences", type=int, default=1000, help="evaluation sequences (default 1000; the paper: 10,000)")
+    p.add_argument("--particles", type=int, default=1000, help="K for the IWAE bound (default 1000, as the paper)")
+    p.add_argument("--chunk", type=int, default=50, help="particles per forward pass (memory)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--addition-train-sequences", type=int, default=2000, help="0 skips the addition classifier")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mnist-dir", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="directory for metrics.json and figures (default: next to the checkpoint)")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from sqair_world.train import select_device
+
+    try:
+        model = load_model(args.checkpoint, map_location=select_device(args.device))
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if tuple(model.cfg.image_shape) != (1, 50, 50):
+        print(f"error: {args.checkpoint} is a model of {model.cfg.image_shape} frames; evaluate scores moving-MNIST "
+              "(1, 50, 50) models", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out or Path(args.checkpoint).with_suffix("").parent / "eval")
+    torch.manual_seed(args.seed)
+    result = evaluate(model, args.num_sequences, args.particles, args.chunk, args.batch_size,
+                      args.addition_train_sequences, args.seed, args.mnist_dir)
+    result["model"] = model.model_name
+    result["checkpoint"] = str(args.checkpoint)
+    result["step"] = model.checkpoint_extra.get("step")
+    print(format_table(model.model_name, result))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    print(f"wrote {out_dir / 'metrics.json'}")
+    if not args.no_figures:
+        from sqair_world.data import MovingMNISTConfig, load_moving_mnist
+        from sqair_world.figures import write_figures
+
+        data = load_moving_mnist("eval", max(args.num_sequences, 8), args.seed, args.mnist_dir, MovingMNISTConfig())
+        pick = np.argsort(-data.num_digits, kind="stable")[:4]
+        x = torch.from_numpy(data.frames[:, pick, None]).float().div_(255).to(next(model.parameters()).device)
+        for name, path in write_figures(model, x, out_dir).items():
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
