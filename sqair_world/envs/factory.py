@@ -1,0 +1,64 @@
+"""Builders of SQAIR-wrapped environments and the shipped checkpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+DEFAULT_CHECKPOINTS = {"Pacman": "pacman.pt", "MsPacman": "mspacman.pt", "MovingMNIST": "moving_mnist.pt"}
+PRETRAIN_HINT = {"Pacman": "python -m sqair_world.pretrain atari --env ALE/Pacman-v5 --output sqair_world/checkpoints/pacman.pt",
+                 "MsPacman": "python -m sqair_world.pretrain atari --env ALE/MsPacman-v5 --output sqair_world/checkpoints/mspacman.pt",
+                 "MovingMNIST": "python -m sqair_world.pretrain --output sqair_world/checkpoints/moving_mnist.pt"}
+
+
+def load_default_model(game: str, checkpoint: str | Path | None = None, device: str = "cpu"):
+    """The model for ``game`` from ``checkpoint`` (default: the one shipped in the package)."""
+    from sqair_world.checkpoint import load_model
+
+    if checkpoint is None:
+        if game not in DEFAULT_CHECKPOINTS:
+            raise ValueError(f"no shipped checkpoint for {game!r}; pass checkpoint=PATH (trained with "
+                             "`python -m sqair_world.pretrain atari --env ALE/<Game>-v5 --output PATH`)")
+        checkpoint = CHECKPOINT_DIR / DEFAULT_CHECKPOINTS[game]
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"the shipped checkpoint {checkpoint} is missing; reinstall sqair-world or train it with "
+                                    f"`{PRETRAIN_HINT[game]}`")
+    return load_model(checkpoint, map_location=device)
+
+
+def make_moving_mnist_env(seq_len: int = 20, max_digits: int = 2, split: str = "eval") -> gym.Env:
+    from sqair_world.envs.moving_mnist import MovingMNISTEnv
+
+    return MovingMNISTEnv(seq_len=seq_len, max_digits=max_digits, split=split)
+
+
+def make_sqair_env(game: str = "Pacman", checkpoint: str | Path | None = None, device: str = "auto",
+                   num_slots: int | None = None, frameskip: int = 4, include_frame: bool = False, imagine_horizon: int = 0,
+                   seq_len: int = 20, **ale_kwargs: Any) -> gym.Env:
+    """A SQAIR-wrapped env: ``game`` is "MovingMNIST", "Pacman", "MsPacman" or an ALE id such as "ALE/Pacman-v5".
+
+    ``frameskip`` is the number of raw frames pooled per step (each action repeated); ``ale_kwargs`` go to
+    ``gym.make`` of the ALE env (e.g. ``repeat_action_probability``, ``mode``, ``difficulty``).
+    """
+    from sqair_world.wrappers.slots import SQAIRObservation
+
+    if game == "MovingMNIST":
+        if ale_kwargs:
+            raise TypeError(f"MovingMNIST takes no ALE options, got {sorted(ale_kwargs)}")
+        base = make_moving_mnist_env(seq_len=seq_len)
+        name = game
+    else:
+        from sqair_world.wrappers.atari import game_from_env_id, make_maze_env
+
+        env_id = game if "/" in game else f"ALE/{game}-v5"
+        spec = game_from_env_id(env_id)  # unknown games raise here
+        name = spec.env_id.split("/")[1].split("-")[0]
+        base = make_maze_env(env_id, repeat=frameskip, **ale_kwargs)
+    model = load_default_model(name, checkpoint)
+    trained_on = getattr(model, "checkpoint_extra", {}).get("env_id")
+    if trained_on and game != "MovingMNIST" and trained_on.split("/")[-1].split("-")[0] != name:
+        raise ValueError(f"checkpoint {checkpoint} was trained on {trained_on}, not {name}; pass a checkpoint for {name}")
+    return SQAIRObservation(base, model, device=device, num_slots=num_slots, include_frame=include_frame,
+                            imagine_horizon=imagine_horizon)

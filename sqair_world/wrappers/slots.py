@@ -1,0 +1,268 @@
+"""Object slots from SQAIR, online: one env (``SQAIRObservation``) and batched vector envs.
+
+Observation (a ``Dict`` space, N slots, D = size of z_what):
+
+- ``pres``  float32 ``[N]``: 1 for a present object, 0 for an empty slot (present slots come first);
+- ``where`` float32 ``[N, 4]``: (x_centre, y_centre, width, height) of the object's box as fractions of the
+  image width and height, in [0, 1] (x to the right, y down; empty slots hold their last value);
+- ``what``  float32 ``[N, D]``: the appearance code;
+- ``id``    int64 ``[N]``: track identity, stable while the object is tracked; -1 for empty slots;
+- ``frame`` uint8 ``[H, W, C]`` (optional): the frame the model saw;
+- ``imagined`` float32 ``[H_im, N, 5]`` (optional): mean over samples of (pres, where) imagined H_im steps ahead.
+
+``info["sqair_bound"]`` is the model's per-step evidence bound log p(x_t|z_t) + log p(z_t|z_{t-1}) - log q
+(nats): a drop means the model stopped explaining the frames.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from sqair_world.spatial import pixel_boxes, where_to_box
+from sqair_world.types import Slots, StepOutput, TrackState
+
+ID_HIGH = 2**31 - 1
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def slot_space(model, num_slots: int, include_frame: bool, frame_space: gym.spaces.Box | None,
+               imagine_horizon: int = 0) -> gym.spaces.Dict:
+    """The ``Dict`` observation space described in the module docstring."""
+    n, d = num_slots, model.cfg.n_what
+    spaces = {"pres": gym.spaces.Box(0.0, 1.0, (n,), np.float32), "where": gym.spaces.Box(0.0, 1.0, (n, 4), np.float32),
+              "what": gym.spaces.Box(-np.inf, np.inf, (n, d), np.float32), "id": gym.spaces.Box(-1, ID_HIGH, (n,), np.int64)}
+    if include_frame:
+        spaces["frame"] = frame_space
+    if imagine_horizon > 0:
+        spaces["imagined"] = gym.spaces.Box(0.0, 1.0, (imagine_horizon, n, 5), np.float32)
+    return gym.spaces.Dict(spaces)
+
+
+def frames_to_input(frames: np.ndarray, image_shape: tuple[int, int, int], device: torch.device) -> Tensor:
+    """Env frames ``[E, H, W, C]`` (uint8, or floats in [0, 1]) -> model input ``[E, C, H, W]`` floats in [0, 1]."""
+    x = torch.as_tensor(np.asarray(frames), device=device)
+    if x.dim() == 3:  # [E, H, W] grey
+        x = x.unsqueeze(-1)
+    if x.dim() != 4 or tuple(x.shape[1:]) != (image_shape[1], image_shape[2], image_shape[0]):
+        raise ValueError(f"the checkpoint reads frames of shape (H, W, C) = {(image_shape[1], image_shape[2], image_shape[0])}, "
+                         f"the env gives {tuple(x.shape[1:])}; use an env with matching preprocessing or another checkpoint")
+    x = x.permute(0, 3, 1, 2)
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def state_rows(state: TrackState, idx: Tensor) -> TrackState:
+    """Rows ``idx`` of a state."""
+    return TrackState(Slots(*(a[idx] for a in state.z)), *(a[idx] for a in state[1:]))
+
+
+def set_state_rows(state: TrackState, idx: Tensor, part: TrackState) -> TrackState:
+    """A copy of ``state`` with rows ``idx`` replaced by ``part``."""
+    def put(a, b):
+        a = a.clone()
+        a[idx] = b
+        return a
+    return TrackState(Slots(*(put(a, b) for a, b in zip(state.z, part.z))), *(put(a, b) for a, b in zip(state[1:], part[1:])))
+
+
+class SlotEncoder:
+    """Runs ``model.online_step`` on batches of env frames and keeps one tracker state per env row.
+
+    Shared by the single-env and vector wrappers so that both give the same slots.
+    """
+
+    def __init__(self, model, num_envs: int, num_slots: int | None = None, device: str | torch.device = "auto",
+                 sample: bool = False, imagine_horizon: int = 0, imagine_samples: int = 4) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.num_envs = num_envs
+        self.num_slots = num_slots or model.cfg.max_objects
+        if self.num_slots < 1:
+            raise ValueError(f"num_slots must be >= 1, got {self.num_slots}")
+        self.sample = sample
+        self.imagine_horizon, self.imagine_samples = imagine_horizon, imagine_samples
+        self.state: TrackState = model.initial_state(num_envs, self.device)
+        self.last: StepOutput | None = None
+        self.rng = np.random.default_rng()
+
+    def seed(self, seed: int | None) -> None:
+        """Seed the imagination noise (so seeded resets give identical observations)."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def _imagine(self, state: TrackState, horizon: int, num_samples: int, render: bool):
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(self.rng.integers(2**63 - 1)))
+            return self.model.imagine(state, horizon, num_samples, render)
+
+    def reset_rows(self, done: np.ndarray) -> None:
+        done_t = torch.as_tensor(np.asarray(done, bool), device=self.device)
+        if bool(done_t.any()):
+            self.state = self.model.reset_rows(self.state, done_t)
+
+    def reset(self) -> None:
+        self.state = self.model.initial_state(self.num_envs, self.device)
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Track one frame per row (``rows`` a subset of the envs, default all) -> batched observation dict."""
+        x = frames_to_input(frames, tuple(self.model.cfg.image_shape), self.device)
+        if rows is None:
+            out = self.model.online_step(self.state, x, sample=self.sample)
+            self.state = out.state
+        else:
+            idx = torch.as_tensor(rows, device=self.device, dtype=torch.long)
+            out = self.model.online_step(state_rows(self.state, idx), x, sample=self.sample)
+            self.state = set_state_rows(self.state, idx, out.state)
+        self.last = out
+        obs = self.slots_to_numpy(out.state.z)
+        obs["bound"] = (out.log_lik + out.log_p - out.log_q).cpu().numpy()
+        if self.imagine_horizon > 0:
+            im = self._imagine(out.state, self.imagine_horizon, self.imagine_samples, False)
+            summary = torch.cat([im.z.pres.unsqueeze(-1), where_to_box(im.z.where)], -1).mean(2)  # [H, E, N, 5]
+            obs["imagined"] = self._fit_slots(summary.permute(1, 0, 2, 3), axis=2).cpu().numpy().astype(np.float32)
+        return obs
+
+    def _fit_slots(self, a: Tensor, axis: int, fill: float = 0.0) -> Tensor:
+        """Truncate or pad the slot axis to ``num_slots``."""
+        n = a.shape[axis]
+        if n >= self.num_slots:
+            return a.narrow(axis, 0, self.num_slots)
+        pad_shape = list(a.shape)
+        pad_shape[axis] = self.num_slots - n
+        return torch.cat([a, a.new_full(pad_shape, fill)], axis)
+
+    def slots_to_numpy(self, z: Slots) -> dict[str, np.ndarray]:
+        """Slots ``[E, N, ...]`` -> the observation arrays (see module docstring)."""
+        box = where_to_box(z.where).clamp(0, 1)
+        return {"pres": self._fit_slots(z.pres, 1).cpu().numpy().astype(np.float32),
+                "where": self._fit_slots(box, 1).cpu().numpy().astype(np.float32),
+                "what": self._fit_slots(z.what, 1).cpu().numpy().astype(np.float32),
+                "id": self._fit_slots(torch.where(z.pres > 0, z.id, -1), 1, -1).cpu().numpy().astype(np.int64)}
+
+    @torch.no_grad()
+    def imagine(self, horizon: int, num_samples: int = 1, render: bool = False, rows: Tensor | None = None) -> dict[str, np.ndarray]:
+        """Predicted slots ``[E, H, S, N, ...]`` (and frames ``[E, H, S, H_img, W_img, C]`` uint8) from the current state."""
+        state = self.state if rows is None else state_rows(self.state, rows)
+        im = self._imagine(state, horizon, num_samples, render)
+        z = Slots(*(a.transpose(0, 1) for a in im.z))  # [E, H, S, N, ...]
+        flat = Slots(*(a.reshape(-1, *a.shape[3:]) for a in z))
+        arrays = self.slots_to_numpy(flat)
+        lead = z.pres.shape[:3]
+        out = {k: v.reshape(*lead, *v.shape[1:]) for k, v in arrays.items()}
+        if render:
+            frames = im.frames.transpose(0, 1).clamp(0, 1).mul(255).round().to(torch.uint8)  # [E, H, S, C, h, w]
+            out["frames"] = frames.permute(0, 1, 2, 4, 5, 3).cpu().numpy()
+        return out
+
+
+def _take(obs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    return {k: v[i] for k, v in obs.items() if k != "bound"}
+
+
+class SQAIRObservation(gym.Wrapper):
+    """Replace each frame by SQAIR's tracked object slots (see the module docstring for the space).
+
+    The tracker state persists across steps and is cleared on ``reset()``. ``imagine()`` rolls the learned
+    priors forward from the current state without touching the env.
+
+    Example:
+        >>> import gymnasium as gym, sqair_world
+        >>> env = gym.make("SQAIR-Wrapped/MovingMNIST")
+        >>> sorted(env.observation_space.spaces)
+        ['id', 'pres', 'what', 'where']
+        >>> env.observation_space["where"].shape
+        (3, 4)
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+
+    def __init__(self, env: gym.Env, model, device: str | torch.device = "auto", num_slots: int | None = None,
+                 include_frame: bool = False, imagine_horizon: int = 0, imagine_samples: int = 4,
+                 sample: bool = False) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        C, H, W = model.cfg.image_shape
+        if not isinstance(space, gym.spaces.Box) or tuple(space.shape[-3:] if len(space.shape) == 3 else space.shape + (1,)) != (H, W, C):
+            raise ValueError(f"the checkpoint reads frames of shape (H, W, C) = {(H, W, C)}, but the env's observation "
+                             f"space is {space}; use matching preprocessing or another checkpoint")
+        self.encoder = SlotEncoder(model, 1, num_slots, device, sample, imagine_horizon, imagine_samples)
+        self.include_frame = include_frame
+        self.observation_space = slot_space(model, self.encoder.num_slots, include_frame, space, imagine_horizon)
+        self._frame: np.ndarray | None = None
+
+    @property
+    def model(self):
+        return self.encoder.model
+
+    @property
+    def render_mode(self) -> str:
+        return "rgb_array"
+
+    def _observe(self, frame: np.ndarray, info: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        self._frame = frame
+        obs = self.encoder.encode(frame[None])
+        info = dict(info, sqair_bound=float(obs["bound"][0]))
+        out = _take(obs, 0)
+        if self.include_frame:
+            out["frame"] = frame
+        return out, info
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        frame, info = self.env.reset(seed=seed, options=options)
+        self.encoder.reset()
+        self.encoder.seed(seed)
+        return self._observe(frame, info)
+
+    def step(self, action):
+        frame, reward, terminated, truncated, info = self.env.step(action)
+        obs, info = self._observe(frame, info)
+        return obs, reward, terminated, truncated, info
+
+    def imagine(self, horizon: int, num_samples: int = 1, render: bool = False) -> dict[str, np.ndarray]:
+        """Predicted slots ``[H, S, N, ...]`` (and ``frames`` ``[H, S, H_img, W_img, C]`` uint8) from the current state."""
+        return {k: v[0] for k, v in self.encoder.imagine(horizon, num_samples, render).items()}
+
+    def render(self, scale: int = 4) -> np.ndarray | None:
+        """The last frame with the tracked boxes, coloured by identity (RGB uint8)."""
+        if self._frame is None:
+            return None
+        from sqair_world.viz import draw_frame
+
+        z = self.encoder.state.z
+        H, W = self._frame.shape[:2]
+        boxes = pixel_boxes(z.where[0], (H, W)).cpu().numpy()
+        ids = torch.where(z.pres[0] > 0, z.id[0], -1).cpu().numpy()
+        frame = self._frame if self._frame.dtype == np.uint8 else (np.clip(self._frame, 0, 1) * 255).astype(np.uint8)
+        return draw_frame(frame, boxes, ids, scale)
+
+
+def record_episode_gif(env: gym.Env, path, max_steps: int = 300, seed: int | None = None, policy=None, fps: float = 15,
+                       scale: int = 4) -> int:
+    """Play one episode (random actions unless ``policy(obs) -> action``) and write ``render()`` frames as a GIF."""
+    from sqair_world.viz import save_gif
+
+    obs, _ = env.reset(seed=seed)
+    frames = [env.render(scale=scale) if _takes_scale(env) else env.render()]
+    steps = 0
+    for steps in range(1, max_steps + 1):
+        action = policy(obs) if policy is not None else env.action_space.sample()
+        obs, _, term, trunc, _ = env.step(action)
+        frames.append(env.render(scale=scale) if _takes_scale(env) else env.render())
+        if term or trunc:
+            break
+    save_gif(path, frames, fps)
+    return steps
+
+
+def _takes_scale(env) -> bool:
+    return isinstance(env, SQAIRObservation)

@@ -1,0 +1,135 @@
+"""Batched slot observations for many envs: one model call per step on the device.
+
+- :class:`SQAIRVectorObservation`: a gymnasium 1.x ``VectorWrapper``. Under next-step autoreset (the
+  default) the step after an episode ends returns the reset frame of that env, so its tracker row is
+  cleared on that step; under same-step autoreset it is cleared on the step that ends the episode.
+- :class:`SQAIRVecEnv`: an SB3 ``VecEnvWrapper``. SB3 envs reset inside ``step`` and put the last frame
+  in ``info["terminal_observation"]``: that frame is tracked with the old state (and replaced by its
+  slots), then the row is cleared and the reset frame tracked afresh.
+
+Both use :class:`~sqair_world.wrappers.slots.SlotEncoder`, so they give the same slots as
+per-env :class:`~sqair_world.wrappers.slots.SQAIRObservation` wrappers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+
+from sqair_world.wrappers.slots import SlotEncoder, slot_space
+
+
+def _single_frame_space(space: gym.spaces.Box) -> gym.spaces.Box:
+    return space
+
+
+class SQAIRVectorObservation(VectorWrapper):
+    """Gymnasium vector env of frames -> vector env of slot dicts (``single_observation_space`` as the single-env wrapper).
+
+    Example:
+        >>> import gymnasium as gym, sqair_world
+        >>> from sqair_world.envs import make_moving_mnist_env, load_default_model
+        >>> venv = gym.vector.SyncVectorEnv([make_moving_mnist_env for _ in range(4)])
+        >>> venv = SQAIRVectorObservation(venv, load_default_model("MovingMNIST"))
+        >>> venv.observation_space["pres"].shape
+        (4, 3)
+    """
+
+    def __init__(self, env: VectorEnv, model, device: str | torch.device = "auto", num_slots: int | None = None,
+                 include_frame: bool = False, sample: bool = False) -> None:
+        super().__init__(env)
+        self.encoder = SlotEncoder(model, env.num_envs, num_slots, device, sample)
+        self.include_frame = include_frame
+        self.single_observation_space = slot_space(model, self.encoder.num_slots, include_frame, env.single_observation_space)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, env.num_envs)
+        self.autoreset_mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        self._ended = np.zeros(env.num_envs, bool)
+
+    def _obs(self, frames: np.ndarray, info: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        obs = self.encoder.encode(frames)
+        info = dict(info, sqair_bound=obs.pop("bound"))
+        if self.include_frame:
+            obs["frame"] = frames
+        return obs, info
+
+    def reset(self, *, seed=None, options=None):
+        frames, info = self.env.reset(seed=seed, options=options)
+        self.encoder.reset()
+        self.encoder.seed(seed if isinstance(seed, int) or seed is None else int(seed[0]))
+        self._ended[:] = False
+        return self._obs(frames, info)
+
+    def step(self, actions):
+        frames, rewards, terminated, truncated, info = self.env.step(actions)
+        ended = np.logical_or(terminated, truncated)
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self.encoder.reset_rows(self._ended)  # these envs return their reset frame now
+            self._ended = ended
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP:
+            self.encoder.reset_rows(ended)  # the frame returned is already the reset frame
+        obs, info = self._obs(frames, info)
+        return obs, rewards, terminated, truncated, info
+
+
+def _sb3():
+    try:
+        from stable_baselines3.common.vec_env import VecEnvWrapper
+    except ModuleNotFoundError as err:  # pragma: no cover - SB3 is a core dependency
+        raise ModuleNotFoundError("SQAIRVecEnv needs stable-baselines3: pip install stable-baselines3") from err
+    return VecEnvWrapper
+
+
+class SQAIRVecEnv(_sb3()):
+    """SB3 ``VecEnv`` of frames -> ``VecEnv`` of slot dicts, for SB3 agents (``MultiInputPolicy``).
+
+    Example:
+        >>> from stable_baselines3.common.env_util import make_vec_env
+        >>> from sqair_world.envs import make_moving_mnist_env, load_default_model
+        >>> venv = SQAIRVecEnv(make_vec_env(make_moving_mnist_env, n_envs=2), load_default_model("MovingMNIST"))
+        >>> venv.observation_space["id"].shape
+        (3,)
+    """
+
+    def __init__(self, venv, model, device: str | torch.device = "auto", num_slots: int | None = None,
+                 include_frame: bool = False, sample: bool = False) -> None:
+        self.encoder = SlotEncoder(model, venv.num_envs, num_slots, device, sample)
+        self.include_frame = include_frame
+        space = slot_space(model, self.encoder.num_slots, include_frame, venv.observation_space)
+        super().__init__(venv, observation_space=space)
+
+    def _package(self, obs: dict[str, np.ndarray], frames: np.ndarray) -> dict[str, np.ndarray]:
+        obs.pop("bound", None)
+        if self.include_frame:
+            obs["frame"] = frames
+        return obs
+
+    def reset(self):
+        frames = self.venv.reset()
+        self.encoder.reset()
+        return self._package(self.encoder.encode(frames), frames)
+
+    def step_wait(self):
+        frames, rewards, dones, infos = self.venv.step_wait()
+        done_idx = np.flatnonzero(dones)
+        if len(done_idx):
+            # 1) the terminal frames, tracked with the old state, replace the frames of the finished envs
+            terminal = frames.copy()
+            for i in done_idx:
+                terminal[i] = infos[i]["terminal_observation"]
+            obs = self.encoder.encode(terminal)
+            for i in done_idx:
+                infos[i]["terminal_observation"] = {k: v[i] for k, v in self._package(dict(obs), terminal).items()}
+            # 2) clear the finished rows and track their reset frames afresh
+            self.encoder.reset_rows(dones)
+            fresh = self.encoder.encode(frames[done_idx], rows=done_idx)
+            for k in obs:
+                obs[k][done_idx] = fresh[k]
+        else:
+            obs = self.encoder.encode(frames)
+        bounds = obs.pop("bound")
+        for i, b in enumerate(bounds):
+            infos[i]["sqair_bound"] = float(b)
+        return self._package(obs, frames), rewards, dones, infos
