@@ -1,0 +1,4 @@
+"""Stable-Baselines3 agents on SQAIR object slots."""
+from sqair_world.agents.extractors import SlotExtractor
+
+__all__ = ["SlotExtractor"]
