@@ -163,30 +163,38 @@ def _place_first_frame(pool_sizes: np.ndarray, present: np.ndarray, cfg: MovingM
                      "use fewer digits (max_digits) or a larger canvas_size")
 
 
+def noisy_acceleration_step(pos: np.ndarray, vel: np.ndarray, acc: np.ndarray, cfg: MovingMNISTConfig,
+                            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step of the authors' noisy-acceleration trajectory with bounce (reference §1), any shape ``[..., 2]``.
+
+    Order as released: ``pos += vel``, ``vel += acc``, ``acc += N(0, noise^2)``; then per axis a position
+    below 0 or above ``canvas_size`` is reflected and that axis's velocity and acceleration are negated;
+    finally the whole state is clipped to its bounds. The bound applies to the top-left corner.
+    """
+    bound = float(cfg.canvas_size)
+    pos = pos + vel
+    vel = vel + acc
+    acc = acc + rng.normal(0.0, cfg.acceleration_noise, np.shape(pos))
+    low, high = pos < 0, pos > bound
+    pos = np.where(low, -pos, np.where(high, 2 * bound - pos, pos))
+    flip = np.where(low | high, -1.0, 1.0)
+    return (np.clip(pos, 0, bound), np.clip(vel * flip, -cfg.max_velocity, cfg.max_velocity),
+            np.clip(acc * flip, -cfg.max_acceleration, cfg.max_acceleration))
+
+
 def _trajectories(first: np.ndarray, cfg: MovingMNISTConfig, rng: np.random.Generator) -> np.ndarray:
     """Noisy-acceleration trajectories with bounce of the top-left corners: ``[S, M, 2]`` -> ``[T, S, M, 2]`` floats."""
     bound, vmax, amax = float(cfg.canvas_size), cfg.max_velocity, cfg.max_acceleration
     shape = first.shape
-
-    def step(pos, vel, acc):
-        # order as released: pos += vel, vel += acc, acc += noise; reflect at 0 and at the bound; clip the state
-        pos = pos + vel
-        vel = vel + acc
-        acc = acc + rng.normal(0.0, cfg.acceleration_noise, shape)
-        low, high = pos < 0, pos > bound
-        pos = np.where(low, -pos, np.where(high, 2 * bound - pos, pos))
-        flip = np.where(low | high, -1.0, 1.0)
-        return np.clip(pos, 0, bound), np.clip(vel * flip, -vmax, vmax), np.clip(acc * flip, -amax, amax)
-
     # initial state: uniform in the bounds, one throw-away step, then the frame-0 position (reference §1)
     pos = rng.uniform(0, bound, shape)
     vel = rng.uniform(-vmax, vmax, shape)
     acc = rng.uniform(-amax, amax, shape)
-    _, vel, acc = step(pos, vel, acc)
+    _, vel, acc = noisy_acceleration_step(pos, vel, acc, cfg, rng)
     pos = first.astype(np.float64)
     out = [pos]
     for _ in range(cfg.seq_len - 1):
-        pos, vel, acc = step(pos, vel, acc)
+        pos, vel, acc = noisy_acceleration_step(pos, vel, acc, cfg, rng)
         out.append(pos)
     return np.stack(out)
 
@@ -214,8 +222,13 @@ def _render(crops: np.ndarray, positions: np.ndarray, present: np.ndarray, canva
 def make_moving_mnist(images: np.ndarray, labels: np.ndarray, num_sequences: int,
                       cfg: MovingMNISTConfig = MovingMNISTConfig(), seed: int | np.random.Generator = 0) -> SequenceSet:
     """Generate ``num_sequences`` sequences from the digit pool ``images [P, 28, 28]`` uint8, ``labels [P]``."""
+    if isinstance(num_sequences, bool) or not isinstance(num_sequences, (int, np.integer)):
+        raise TypeError(f"num_sequences must be an int, got {type(num_sequences).__name__}")
     if num_sequences < 0:
         raise ValueError(f"num_sequences must be >= 0, got {num_sequences}")
+    if not isinstance(cfg, MovingMNISTConfig):
+        raise TypeError(f"cfg must be a MovingMNISTConfig, got {type(cfg).__name__}")
+    images, labels = np.asarray(images), np.asarray(labels)
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need a non-empty digit pool with one label per image, got {len(images)} images and {len(labels)} labels")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -223,6 +236,9 @@ def make_moving_mnist(images: np.ndarray, labels: np.ndarray, num_sequences: int
     if (sizes > cfg.canvas_size).any():
         raise ValueError(f"digits up to {sizes.max()} px do not fit a {cfg.canvas_size}px canvas; increase canvas_size")
     S, M = num_sequences, cfg.max_digits
+    if M * sizes.prod(1).min() > cfg.canvas_size ** 2:  # cheap necessary condition; the rejection loop catches the rest
+        raise ValueError(f"{M} digits of at least {sizes.prod(1).min()} px^2 cannot fit without overlap on a "
+                         f"{cfg.canvas_size}px canvas; use fewer digits (max_digits) or a larger canvas_size")
     n = rng.integers(0, M + 1, S)
     present = np.arange(M)[None] < n[:, None]  # [S, M]
     digits, first = _place_first_frame(sizes, present, cfg, rng)
@@ -240,6 +256,7 @@ def make_moving_mnist(images: np.ndarray, labels: np.ndarray, num_sequences: int
 
 
 def default_cache_dir() -> Path:
+    """``$SQAIR_WORLD_CACHE`` if set, else ``~/.cache/sqair_world``."""
     return Path(os.environ.get("SQAIR_WORLD_CACHE", Path.home() / ".cache" / "sqair_world"))
 
 
@@ -250,9 +267,12 @@ def _digits(split: str, mnist_dir: str | os.PathLike | None) -> tuple[np.ndarray
         if split == "test":
             raise ValueError("the embedded digits have no 'test' split; use 'train' or 'eval', or pass mnist_dir")
         images, labels = load_embedded_mnist(split)
-        return images, labels, "embedded-v1"
-    images, labels = load_mnist_idx(mnist_dir, split)
-    return images, labels, f"idx:{Path(mnist_dir).resolve()}:{len(images)}"
+    else:
+        images, labels = load_mnist_idx(mnist_dir, split)
+    # key the cache by the digits' content, so replaced or edited MNIST files regenerate (~0.1 s for 55k digits)
+    digest = hashlib.sha1(np.ascontiguousarray(images).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return images, labels, f"{'embedded' if mnist_dir is None else 'idx'}:{digest.hexdigest()}"
 
 
 def load_moving_mnist(split: Literal["train", "eval", "test"] = "train", num_sequences: int | None = None, seed: int = 0,
@@ -266,6 +286,8 @@ def load_moving_mnist(split: Literal["train", "eval", "test"] = "train", num_seq
     """
     if split not in ("train", "eval", "test"):
         raise ValueError(f"split must be 'train', 'eval' or 'test', got {split!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if num_sequences is None:
         num_sequences = 60000 if split == "train" else 10000
     images, labels, source = _digits(split, mnist_dir)
