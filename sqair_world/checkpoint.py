@@ -60,18 +60,20 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = None) -> dict[s
     return data
 
 
-def model_payload(model: nn.Module, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The dict stored for a model built by :func:`sqair_world.registry.build_model`."""
+def model_payload(model: nn.Module, extra: dict[str, Any] | None = None, half: bool = False) -> dict[str, Any]:
+    """The dict stored for a model built by :func:`sqair_world.registry.build_model`; ``half`` stores float
+    weights as float16 (half the size, for shipped checkpoints; they load back into float32 parameters)."""
     name = getattr(model, "model_name", None)
     if name is None:
         raise ValueError("save_model needs a model built by sqair_world.registry.build_model (it records model_name)")
     return {"format": FORMAT, "model_name": name, "config": model.cfg.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "extra": dict(extra or {})}
+            "state_dict": {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+                           for k, v in model.state_dict().items()}, "extra": dict(extra or {})}
 
 
-def save_model(path: str | os.PathLike, model: nn.Module, extra: dict[str, Any] | None = None) -> None:
-    """Atomically write ``model`` (name, config, weights) and ``extra`` to ``path``."""
-    atomic_torch_save(model_payload(model, extra), path)
+def save_model(path: str | os.PathLike, model: nn.Module, extra: dict[str, Any] | None = None, half: bool = False) -> None:
+    """Atomically write ``model`` (name, config, weights) and ``extra`` to ``path`` (float16 weights if ``half``)."""
+    atomic_torch_save(model_payload(model, extra, half), path)
 
 
 def model_from_payload(data: dict[str, Any], path: str = "<memory>", expected_config: Any = None) -> nn.Module:

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a model config field, e.g. --model-set n_hidden=128 (repeatable)")
     p.add_argument("--env", default="ALE/Pacman-v5", help="Atari game for the 'atari' experiment")
     p.add_argument("--output", default=None, help="also copy the final model (weights only) to this path")
+    p.add_argument("--half", action="store_true", help="store --output weights as float16 (for shipped checkpoints)")
     g = p.add_argument_group("training configuration (TrainConfig fields)")
     for f in dataclasses.fields(TrainConfig):
         doc = ""
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"experiment": exp.name, "step": trainer.step}
             if exp.data == "atari":
                 extra["env_id"] = args.env
-            save_model(args.output, trainer.model, extra=extra)
+            save_model(args.output, trainer.model, extra=extra, half=args.half)
             print(f"model: {args.output}", file=sys.stderr)
     return 0
 
