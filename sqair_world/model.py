@@ -150,23 +150,34 @@ class SQAIR(nn.Module):
         max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
         disc = self.discovery(image, feats, c, e, t_pos, max_allowed, sample)
 
-        # --- merge (§2.6): propagated then discovered, present first (stable), truncate to N ---
-        h_t0, h_p0 = self._fresh_hidden(R, feats.device)
-        pres_all = torch.cat([prop_z.pres, disc.pres], 1)  # [R, 2N]
-        order = torch.argsort(1 - pres_all, dim=1, stable=True)[:, :N]  # [R, N]
-        take = lambda a, b: torch.cat([a, b], 1).gather(1, order.view(R, N, *([1] * (a.dim() - 2))).expand(R, N, *a.shape[2:]))  # noqa: E731
-        pres = take(prop_z.pres, disc.pres)
-        is_new = (order >= N) & (pres > 0)
-        new_ids = state.next_id.unsqueeze(-1) + is_new.long().cumsum(-1) - 1
-        ids = torch.where(is_new, new_ids, take(prop_z.id, torch.full_like(prop_z.id, -1)))
-        z = Slots(take(prop_z.what, disc.what), take(prop_z.where, disc.where), pres, torch.where(pres > 0, ids, -1))
-        new_state = TrackState(z, take(h_temporal, h_t0), take(h_prior, h_p0),
-                               state.next_id + is_new.sum(-1), state.t + 1)
+        new_state, is_new = self._merge(state, prop_z, Slots(disc.what, disc.where, disc.pres, torch.full_like(prop_z.id, -1)),
+                                        h_temporal, h_prior)
+        z = new_state.z
 
         canvas = self.render(z)  # [R, C, H, W]
         log_lik = gaussian_image_log_lik(image.unsqueeze(1), canvas.view(B, K, *canvas.shape[1:]), cfg.output_std).view(R)
         return StepOutput(new_state, canvas, log_lik, log_q + disc.log_q, log_p + disc.log_p,
                           log_q_pres + disc.log_q_pres, n_prop, is_new.sum(-1).to(feats.dtype))
+
+    def _merge(self, state: TrackState, prop: Slots, disc: Slots, h_temporal: Tensor, h_prior: Tensor) -> tuple[TrackState, Tensor]:
+        """Merge (reference §2.6): propagated then discovered slots, present first (stable), truncated to N.
+
+        Discovered objects get fresh learned temporal/prior states and new identities ``next_id + 0, 1, ..``.
+        Returns the state for the next frame and ``is_new [R, N]`` (slots holding a newly discovered object).
+        """
+        R, N = prop.pres.shape
+        h_t0, h_p0 = self._fresh_hidden(R, prop.pres.device)
+        order = torch.argsort(1 - torch.cat([prop.pres, disc.pres], 1), dim=1, stable=True)[:, :N]  # [R, N] of 2N
+
+        def take(a: Tensor, b: Tensor) -> Tensor:
+            idx = order.view(R, N, *([1] * (a.dim() - 2))).expand(R, N, *a.shape[2:])
+            return torch.cat([a, b], 1).gather(1, idx)
+
+        pres = take(prop.pres, disc.pres)
+        is_new = (order >= N) & (pres > 0)
+        ids = torch.where(is_new, state.next_id.unsqueeze(-1) + is_new.long().cumsum(-1) - 1, take(prop.id, disc.id))
+        z = Slots(take(prop.what, disc.what), take(prop.where, disc.where), pres, torch.where(pres > 0, ids, -1))
+        return TrackState(z, take(h_temporal, h_t0), take(h_prior, h_p0), state.next_id + is_new.sum(-1), state.t + 1), is_new
 
     # ------------------------------------------------------------------ sequences
     def encode_images(self, x: Tensor) -> Tensor:
@@ -252,15 +263,7 @@ class SQAIR(nn.Module):
         disc = Slots(torch.randn(R, N, cfg.n_what, device=e.device, dtype=e.dtype),
                      self.discovery.prior.sample_where(c, e, N), disc_pres, torch.full_like(z_prev.id, -1))
         # merge like inference; the temporal (posterior) state is irrelevant to the prior and kept as is
-        h_t0, h_p0 = self._fresh_hidden(R, e.device)
-        pres_all = torch.cat([prop.pres, disc.pres], 1)
-        order = torch.argsort(1 - pres_all, dim=1, stable=True)[:, :N]
-        take = lambda a, b: torch.cat([a, b], 1).gather(1, order.view(R, N, *([1] * (a.dim() - 2))).expand(R, N, *a.shape[2:]))  # noqa: E731
-        pres = take(prop.pres, disc.pres)
-        is_new = (order >= N) & (pres > 0)
-        ids = torch.where(is_new, state.next_id.unsqueeze(-1) + is_new.long().cumsum(-1) - 1, take(prop.id, disc.id))
-        z = Slots(take(prop.what, disc.what), take(prop.where, disc.where), pres, torch.where(pres > 0, ids, -1))
-        return TrackState(z, take(h_temporal, h_t0), take(h_prior, h_p0), state.next_id + is_new.sum(-1), state.t + 1)
+        return self._merge(state, prop, disc, h_temporal, h_prior)[0]
 
     @torch.no_grad()
     def imagine(self, state: TrackState, horizon: int, num_samples: int = 1, render: bool = False) -> Imagined:
