@@ -25,7 +25,7 @@ class Experiment:
 # Atari (issue #7): 84x84 colour frames, up to 6 objects (player, 4 ghosts, fruit), sprites of about
 # 0.05-0.09 of the image side: where-prior scale logit -2.6 (sigmoid = 0.07) and 12x12 glimpses.
 ATARI_MODEL = dict(image_shape=(3, 84, 84), max_objects=6, glimpse_size=(12, 12), n_what=16, n_hidden=64,
-                   n_hidden_small=32, where_prior_bias=(-2.6, -2.6, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0), k_particles=3)
+                   n_hidden_small=32, where_prior_bias=(-2.6, -2.6, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0))
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("mnist-mlp-sqair", "mlp-sqair", "moving-mnist", "MLP-SQAIR on moving multi-MNIST (the paper's main model)"),

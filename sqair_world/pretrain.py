@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                     f"atari-{args.env.split('/')[-1].split('-')[0].lower()}")))
     from sqair_world.registry import build_model
 
-    model = build_model(exp.model, k_particles=cfg.k_particles, **model_kw)
+    model = build_model(exp.model, **{**model_kw, "k_particles": cfg.k_particles})
     if exp.data == "moving-mnist":
         train_x, val_x, val_counts = moving_mnist_arrays(cfg.num_train_sequences, cfg.num_val_sequences, cfg.data_seed,
                                                          cfg.mnist_dir, cfg.curriculum_max)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sqair_world.data import (MovingMNISTConfig, MovingMNISTDataset, SequenceSet, load_embedded_mnist,
+from sqair_world.data import (MovingMNISTConfig, MovingMNISTDataset, load_embedded_mnist,
                               load_moving_mnist, make_loader, make_moving_mnist, noisy_acceleration_step,
                               time_major_collate, to_tensor)
 
@@ -142,6 +142,9 @@ def test_subset_truncate_and_empty(data):
     sub = data.subset(np.array([3, 1]))
     assert len(sub) == 2 and np.array_equal(sub.frames[:, 0], data.frames[:, 3]) and np.array_equal(sub.labels[1], data.labels[1])
     short = data.truncate(3)
+    assert np.array_equal(short.frames, data.frames[:3]) and np.array_equal(short.labels, data.labels)
+    with pytest.raises(ValueError, match="unknown SequenceSet fields"):
+        data.replace(pixels=data.frames)
     assert short.frames.shape[0] == 3 and short.num_visible.shape == (3, len(data)) and len(short) == len(data)
     with pytest.raises(ValueError, match="length"):
         data.truncate(11)
@@ -242,7 +245,7 @@ def test_numpy_parts_import_neither_torch_nor_gymnasium():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     src = "".join(p.read_text() for p in (ROOT / "sqair_world" / "data").glob("*.py"))
-    assert "gymnasium" not in src
+    assert "import gymnasium" not in src and "from gymnasium" not in src
 
 
 def test_preview_cli_writes_gif_and_png(tmp_path):
@@ -268,5 +271,5 @@ def test_bench_smoke():
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     lines = [ln.split() for ln in res.stdout.splitlines() if ln.startswith("BENCH ")]
-    assert [ln[1] for ln in lines] == ["moving_mnist_300_seconds", "moving_mnist_sequences_per_s"]
+    assert [ln[1] for ln in lines] == ["moving_mnist_300_seconds", "moving_mnist_sequences_per_s", "moving_mnist_300_cpu_seconds"]
     assert float(lines[0][2]) > 0 and lines[1][3] == "seq/s"

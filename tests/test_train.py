@@ -157,3 +157,16 @@ def test_ddp_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path
     for k, v in single.model.state_dict().items():
         assert torch.equal(r0[k], r1[k]), f"ranks differ in {k}"
         torch.testing.assert_close(r0[k], v, atol=2e-5, rtol=1e-4, msg=f"DDP != single process in {k}")
+
+
+def test_pretrain_atari_smoke(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "sqair_world.pretrain", "atari", "--env", "ALE/Pacman-v5", "--steps", "2",
+                          "--num-train-sequences", "4", "--num-val-sequences", "2", "--batch-size", "2", "--k-particles", "2",
+                          "--curriculum-max", "3", "--val-every", "2", "--run-dir", str(tmp_path / "run"), "--progress", "false",
+                          "--model-set", "n_hidden=16", "--model-set", "n_what=4", "--output", str(tmp_path / "pac.pt"), "--half"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    model = load_model(tmp_path / "pac.pt")
+    assert model.cfg.image_shape == (3, 84, 84) and model.cfg.max_objects == 6
+    assert model.checkpoint_extra["env_id"] == "ALE/Pacman-v5"
+    assert 0.2 < model.mean_image.mean().item() < 0.8  # the maze background, not zeros

@@ -72,7 +72,16 @@ class SequenceSet(NamedTuple):
     track_ids: np.ndarray  #: int64 [S, M] 0..M-1 for present digits, -1 where absent
 
     def __len__(self) -> int:
+        """S, the number of sequences (not the number of fields: see ``replace``)."""
         return self.frames.shape[1]
+
+    def replace(self, **fields: np.ndarray) -> "SequenceSet":
+        """A copy with ``fields`` replaced. Use this, not ``_replace``: NamedTuple's ``_replace`` checks
+        ``len(result) == 7``, which ``__len__`` above redefines as S."""
+        unknown = set(fields) - set(self._fields)
+        if unknown:
+            raise ValueError(f"unknown SequenceSet fields {sorted(unknown)}; valid: {self._fields}")
+        return SequenceSet(**{**self._asdict(), **fields})
 
     @property
     def num_digits(self) -> np.ndarray:
@@ -98,7 +107,7 @@ class SequenceSet(NamedTuple):
         """The first ``length`` frames (the curriculum on sequence length)."""
         if not 1 <= length <= self.frames.shape[0]:
             raise ValueError(f"length must be in [1, {self.frames.shape[0]}], got {length}")
-        return self._replace(frames=self.frames[:length], boxes=self.boxes[:length],
+        return self.replace(frames=self.frames[:length], boxes=self.boxes[:length],
                              visible_boxes=self.visible_boxes[:length], visible_frac=self.visible_frac[:length])
 
 
@@ -199,23 +208,26 @@ def _trajectories(first: np.ndarray, cfg: MovingMNISTConfig, rng: np.random.Gene
     return np.stack(out)
 
 
-def _render(crops: np.ndarray, positions: np.ndarray, present: np.ndarray, canvas: int, chunk: int = 8192) -> np.ndarray:
-    """Paste crops ``[S, M, 28, 28]`` at integer top-left ``positions [T, S, M, 2]`` with pixel-wise max -> ``[T, S, H, W]``."""
+def _render(crops: np.ndarray, positions: np.ndarray, present: np.ndarray, canvas: int, chunk: int = 4096) -> np.ndarray:
+    """Paste crops ``[S, M, n, n]`` at integer top-left ``positions [T, S, M, 2]`` with pixel-wise max -> ``[T, S, H, W]``."""
     T, S, M, _ = positions.shape
     n = crops.shape[-1]
+    side = canvas + n  # padded canvas: room for a digit whose corner sits at the bound to slide fully out
     frames = np.zeros((T, S, canvas, canvas), dtype=np.uint8)
-    r = np.arange(n)
     for s0 in range(0, S, chunk):
-        sl = slice(s0, min(S, s0 + chunk))
-        s_idx = np.arange(sl.stop - sl.start)[:, None, None]
+        s1 = min(S, s0 + chunk)
+        sprites = crops[s0:s1] * present[s0:s1, :, None, None].astype(np.uint8)  # [s, M, n, n]
+        rows = np.arange(s1 - s0)
+        pad = np.empty((s1 - s0, side, side), dtype=np.uint8)
+        # windows[s, y, x] is the n x n patch at (y, x): indexing it moves whole blocks, not single pixels
+        windows = np.lib.stride_tricks.sliding_window_view(pad, (n, n), axis=(1, 2), writeable=True)
         for t in range(T):
-            pad = np.zeros((sl.stop - sl.start, canvas + n, canvas + n), dtype=np.uint8)  # room for digits sliding out
+            pad.fill(0)
+            y, x = positions[t, s0:s1, :, 0], positions[t, s0:s1, :, 1]  # [s, M]
             for m in range(M):
-                y = positions[t, sl, m, 0][:, None, None] + r[None, :, None]
-                x = positions[t, sl, m, 1][:, None, None] + r[None, None, :]
-                sprite = crops[sl, m] * present[sl, m][:, None, None]
-                pad[s_idx, y, x] = np.maximum(pad[s_idx, y, x], sprite)
-            frames[t, sl] = pad[:, :canvas, :canvas]
+                patch = sprites[:, m] if m == 0 else np.maximum(windows[rows, y[:, m], x[:, m]], sprites[:, m])
+                windows[rows, y[:, m], x[:, m]] = patch
+            frames[t, s0:s1] = pad[:, :canvas, :canvas]
     return frames
 
 
@@ -305,7 +317,14 @@ def load_moving_mnist(split: Literal["train", "eval", "test"] = "train", num_seq
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **data._asdict())
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **data._asdict())  # uncompressed: loads ~3x faster than it generates
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a cache may be shared
+            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return data

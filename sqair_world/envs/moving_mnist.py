@@ -56,6 +56,8 @@ class MovingMNISTEnv(gym.Env):
     def step(self, action):
         if self._seq is None:
             raise RuntimeError("call reset() before step()")
+        if self._t >= self.cfg.seq_len - 1:
+            raise RuntimeError("the episode has ended (terminated=True); call reset() before step()")
         self._t += 1
         terminated = self._t >= self.cfg.seq_len - 1
         return self._seq.frames[self._t, 0, :, :, None], 0.0, terminated, False, self._info()
