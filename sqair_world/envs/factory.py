@@ -36,11 +36,12 @@ def make_moving_mnist_env(seq_len: int = 20, max_digits: int = 2, split: str = "
 
 def make_sqair_env(game: str = "Pacman", checkpoint: str | Path | None = None, device: str = "auto",
                    num_slots: int | None = None, frameskip: int = 4, include_frame: bool = False, imagine_horizon: int = 0,
-                   seq_len: int = 20, **ale_kwargs: Any) -> gym.Env:
+                   seq_len: int = 20, threads: int | None = 1, **ale_kwargs: Any) -> gym.Env:
     """A SQAIR-wrapped env: ``game`` is "MovingMNIST", "Pacman", "MsPacman" or an ALE id such as "ALE/Pacman-v5".
 
     ``frameskip`` is the number of raw frames pooled per step (each action repeated); ``ale_kwargs`` go to
-    ``gym.make`` of the ALE env (e.g. ``repeat_action_probability``, ``mode``, ``difficulty``).
+    ``gym.make`` of the ALE env (e.g. ``repeat_action_probability``, ``mode``, ``difficulty``). ``threads``:
+    intra-op CPU threads for the model call (1 is fastest for one env; None leaves torch's setting).
     """
     from sqair_world.wrappers.slots import SQAIRObservation
 
@@ -61,4 +62,4 @@ def make_sqair_env(game: str = "Pacman", checkpoint: str | Path | None = None, d
     if trained_on and game != "MovingMNIST" and trained_on.split("/")[-1].split("-")[0] != name:
         raise ValueError(f"checkpoint {checkpoint} was trained on {trained_on}, not {name}; pass a checkpoint for {name}")
     return SQAIRObservation(base, model, device=device, num_slots=num_slots, include_frame=include_frame,
-                            imagine_horizon=imagine_horizon)
+                            imagine_horizon=imagine_horizon, threads=threads)

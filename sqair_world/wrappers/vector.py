@@ -22,10 +22,6 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from sqair_world.wrappers.slots import SlotEncoder, slot_space
 
 
-def _single_frame_space(space: gym.spaces.Box) -> gym.spaces.Box:
-    return space
-
-
 class SQAIRVectorObservation(VectorWrapper):
     """Gymnasium vector env of frames -> vector env of slot dicts (``single_observation_space`` as the single-env wrapper).
 
@@ -39,9 +35,9 @@ class SQAIRVectorObservation(VectorWrapper):
     """
 
     def __init__(self, env: VectorEnv, model, device: str | torch.device = "auto", num_slots: int | None = None,
-                 include_frame: bool = False, sample: bool = False) -> None:
+                 include_frame: bool = False, sample: bool = False, threads: int | None = 1) -> None:
         super().__init__(env)
-        self.encoder = SlotEncoder(model, env.num_envs, num_slots, device, sample)
+        self.encoder = SlotEncoder(model, env.num_envs, num_slots, device, sample, threads=threads)
         self.include_frame = include_frame
         self.single_observation_space = slot_space(model, self.encoder.num_slots, include_frame, env.single_observation_space)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, env.num_envs)
@@ -94,8 +90,8 @@ class SQAIRVecEnv(_sb3()):
     """
 
     def __init__(self, venv, model, device: str | torch.device = "auto", num_slots: int | None = None,
-                 include_frame: bool = False, sample: bool = False) -> None:
-        self.encoder = SlotEncoder(model, venv.num_envs, num_slots, device, sample)
+                 include_frame: bool = False, sample: bool = False, threads: int | None = 1) -> None:
+        self.encoder = SlotEncoder(model, venv.num_envs, num_slots, device, sample, threads=threads)
         self.include_frame = include_frame
         space = slot_space(model, self.encoder.num_slots, include_frame, venv.observation_space)
         super().__init__(venv, observation_space=space)
