@@ -64,6 +64,14 @@ def bound_rec_kl_counts(model, x: Tensor, particles: int, chunk: int, truth_all:
     return res
 
 
+def ground_truth_tracks(data, visible_threshold: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's tracks as MOT ground truth: boxes ``[T, S, M, 4]`` (x_min, y_min, w, h) px of the visible
+    part of each digit, and ids ``[T, S, M]`` (-1 where a digit is absent or less than ``visible_threshold`` visible:
+    a digit mostly off-screen cannot be expected to be tracked)."""
+    vis = data.present[None] & (data.visible_frac >= visible_threshold)
+    return data.visible_boxes[..., [1, 0, 3, 2]], np.where(vis, data.track_ids[None], -1)
+
+
 @torch.no_grad()
 def online_track(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Posterior-mean tracking frame by frame: boxes ``[T, B, N, 4]`` (x, y, w, h px), ids, features, mask."""
@@ -120,9 +128,9 @@ def evaluate(model, num_sequences: int = 1000, particles: int = 1000, chunk: int
             boxes, ids, _, _ = online_track(model, x)
             pr_boxes.append(boxes.cpu().numpy())
             pr_ids.append(ids.cpu().numpy())
-            vis = sub.visible_frac >= visible_threshold
-            gt_boxes.append(sub.visible_boxes[..., [1, 0, 3, 2]])
-            gt_ids.append(np.where(vis, sub.track_ids[None], -1))
+            boxes, ids = ground_truth_tracks(sub, visible_threshold)
+            gt_boxes.append(boxes)
+            gt_ids.append(ids)
     n = len(data)
     result: dict[str, Any] = {k: v / n for k, v in sums.items()}
     result.update(num_sequences=n, particles=particles, seq_len=int(frames.shape[0]), seconds=round(time.time() - t0, 1))

@@ -70,8 +70,11 @@ def tracking_scores(gt_boxes: np.ndarray, gt_ids: np.ndarray, pred_boxes: np.nda
         summary = mm.metrics.create().compute_many(accs, names=names, metrics=["mota", "motp", "idf1", "num_switches"],
                                                    generate_overall=True)
     row = summary.loc["OVERALL"]
-    motp = float(row["motp"])
-    return TrackingScores(float(row["mota"]), motp if np.isfinite(motp) else 1.0, float(row["idf1"]), int(row["num_switches"]))
+    # MOTP over all matches ourselves: motmetrics' OVERALL MOTP is NaN as soon as one sequence has no match
+    # (e.g. a sequence without digits); with no match at all it is 1 (the worst distance).
+    dists = np.concatenate([a.mot_events.loc[a.mot_events["Type"] == "MATCH", "D"].to_numpy(float) for a in accs])
+    motp = float(dists.mean()) if len(dists) else 1.0
+    return TrackingScores(float(row["mota"]), motp, float(row["idf1"]), int(row["num_switches"]))
 
 
 class SetClassifier(nn.Module):

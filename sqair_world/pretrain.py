@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import inspect
 import sys
+import textwrap
 import typing
 from pathlib import Path
 from typing import Any
 
+from sqair_world.checkpoint import CheckpointError
 from sqair_world.experiments import EXPERIMENTS, atari_arrays, get_experiment, mean_frame, moving_mnist_arrays
 from sqair_world.train import TrainConfig, Trainer, TrainingDiverged
 
@@ -41,11 +44,38 @@ def _field_parser(f: dataclasses.Field) -> Any:
     return str
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of dataclass ``cls`` (read from its source, so --help shows them)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body, docs = tree.body[0].body, {}
+    for stmt, nxt in zip(body, body[1:]):
+        if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            docs[stmt.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _model_fields() -> str:
+    from sqair_world.config import SQAIRConfig
+
+    names = sorted(f.name for f in dataclasses.fields(SQAIRConfig))
+    return textwrap.fill(", ".join(names), 100, initial_indent="  ", subsequent_indent="  ")
+
+
 def build_parser() -> argparse.ArgumentParser:
     lines = [f"  {n:18s} {e.description}" for n, e in EXPERIMENTS.items()]
+    epilog = ("experiments:\n" + "\n".join(lines)
+              + "\n\nSQAIR model fields for --model-set (VRNN models: see sqair_world.config):\n" + _model_fields()
+              + "\n\nexamples:\n  python -m sqair_world.pretrain                       # MLP-SQAIR, embedded digits"
+              + "\n  python -m sqair_world.pretrain mnist-mlp-air --max-minutes 60 --lr 3e-4"
+              + "\n  python -m sqair_world.pretrain --resume   # continue runs/mnist-mlp-sqair/last.pt"
+              + "\n  torchrun --nproc_per_node=4 -m sqair_world.pretrain mnist-conv-sqair --recipe faithful")
     p = argparse.ArgumentParser(
         prog="python -m sqair_world.pretrain", description=__doc__,
-        epilog="experiments:\n" + "\n".join(lines), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", nargs="?", default="mnist-mlp-sqair", help="experiment name (default: mnist-mlp-sqair)")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from a checkpoint (default path: <run_dir>/last.pt)")
@@ -55,27 +85,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="also copy the final model (weights only) to this path")
     p.add_argument("--half", action="store_true", help="store --output weights as float16 (for shipped checkpoints)")
     g = p.add_argument_group("training configuration (TrainConfig fields)")
+    docs = field_docs(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        doc = ""
+        doc = f" {docs[f.name]}" if f.name in docs else ""
         g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_parser(f), default=argparse.SUPPRESS,
-                       help=f"default: {f.default!r}{doc}")
+                       help=f"(default {f.default!r}){doc}")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        exp = get_experiment(args.experiment)
-    except ValueError as err:
+        return _run(args)
+    except (ValueError, CheckpointError) as err:  # bad options, unknown names, unusable checkpoints: no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    exp = get_experiment(args.experiment)
     train_kw = {**exp.train_overrides, **{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                                           if hasattr(args, f.name)}}
     model_kw = dict(exp.model_overrides)
     for item in args.model_set:
         if "=" not in item:
-            print(f"error: --model-set expects FIELD=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--model-set expects FIELD=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         model_kw[k.strip()] = _literal(v)
     cfg = TrainConfig(**train_kw)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from sqair_world.checkpoint import FORMAT, atomic_torch_save, model_from_payload, model_payload, safe_torch_load
 from sqair_world.config import config_from_dict
+from sqair_world.distributed import DistInfo, any_rank, init_distributed, select_device
 from sqair_world.schedules import authors_learning_rate, curriculum_length, warmup_constant
 
 
@@ -118,15 +119,6 @@ class TrainingDiverged(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def select_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
-    return dev
-
-
 def tf_rmsprop(params, lr: float) -> torch.optim.RMSprop:
     """TF1 ``RMSPropOptimizer(lr, momentum=0.9)``: decay 0.9, eps 1e-10, square average initialised to one
     (PyTorch would start it at zero). PyTorch adds eps outside the square root, TF inside; at 1e-10 the
@@ -176,34 +168,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
-    """Under ``torchrun`` (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPU; one device per local rank."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo(), select_device(device_name)
-    import torch.distributed as dist
-
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    device = select_device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return info, device
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -294,18 +258,16 @@ class Trainer:
             group["lr"] = learning_rate(self.step, self.cfg)
         module = self.ddp or self.model
         out = module(x, k=self.cfg.k_particles, sample=not self.cfg.deterministic)
-        if not torch.isfinite(out.loss):
-            raise TrainingDiverged(f"loss became {out.loss.item()} at step {self.step} on training sequences "
-                                   f"{idx.tolist()[:8]}...; the last good checkpoint {self.checkpoint_path} is kept. "
+        if any_rank([not bool(torch.isfinite(out.loss))], self.dist, self.device)[0]:  # all ranks stop together
+            raise TrainingDiverged(f"loss became {out.loss.item()} (rank {self.dist.rank}) at step {self.step} on training "
+                                   f"sequences {idx.tolist()[:8]}...; the last good checkpoint {self.checkpoint_path} is kept. "
                                    "Lower --lr, or resume from the checkpoint with another --seed.")
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or math.inf)
         if not torch.isfinite(norm):
             raise TrainingDiverged(f"gradients became {norm.item()} at step {self.step} on training sequences "
                                    f"{idx.tolist()[:8]}...; the last good checkpoint {self.checkpoint_path} is kept.")
-        del grads
         self.opt.step()
         self.step += 1
         stats = {"iwae": out.iwae.mean().item(), "rec": out.rec.mean().item(), "kl": out.kl.mean().item(),
@@ -359,7 +321,7 @@ class Trainer:
         previous_handler = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` checkpoints like Ctrl-C
         try:
-            while self.step < cfg.steps and time.monotonic() < deadline:
+            while self.step < cfg.steps and not any_rank([time.monotonic() >= deadline], self.dist, self.device)[0]:
                 stats = self.train_step()
                 bar.update(1)
                 post = {"bound": f"{stats['iwae']:.1f}", "T": int(stats["T"])}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 
@@ -45,21 +45,54 @@ def make_sqair_env(game: str = "Pacman", checkpoint: str | Path | None = None, d
     """
     from sqair_world.wrappers.slots import SQAIRObservation
 
+    make_base, model = _base_and_model(game, checkpoint, frameskip, seq_len, ale_kwargs)
+    return SQAIRObservation(make_base(), model, device=device, num_slots=num_slots, include_frame=include_frame,
+                            imagine_horizon=imagine_horizon, threads=threads)
+
+
+def make_sqair_vector_env(num_envs: int, game: str = "Pacman", checkpoint: str | Path | None = None, device: str = "auto",
+                          num_slots: int | None = None, frameskip: int = 4, include_frame: bool = False, seq_len: int = 20,
+                          threads: int | None = 1, max_episode_steps: int | None = None,
+                          autoreset_mode: str = "NextStep", **ale_kwargs: Any) -> gym.vector.VectorEnv:
+    """``num_envs`` base envs in a ``SyncVectorEnv`` with one batched SQAIR call per step (the vector entry point
+    of the registered ids: ``gym.make_vec("SQAIR-Wrapped/Pacman", num_envs=16)``)."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    from sqair_world.wrappers.vector import SQAIRVectorObservation
+
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    make_base, model = _base_and_model(game, checkpoint, frameskip, seq_len, ale_kwargs)
+    if max_episode_steps is not None:
+        make_one = lambda: gym.wrappers.TimeLimit(make_base(), max_episode_steps)  # noqa: E731
+    else:
+        make_one = make_base
+    venv = SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode(autoreset_mode))
+    return SQAIRVectorObservation(venv, model, device=device, num_slots=num_slots, include_frame=include_frame,
+                                  threads=threads)
+
+
+def _base_and_model(game: str, checkpoint: str | Path | None, frameskip: int, seq_len: int,
+                    ale_kwargs: dict[str, Any]) -> tuple[Callable[[], gym.Env], Any]:
+    """A builder of the base env for ``game`` and its checkpoint's model (checked against the game)."""
     if game == "MovingMNIST":
         if ale_kwargs:
             raise TypeError(f"MovingMNIST takes no ALE options, got {sorted(ale_kwargs)}")
-        base = make_moving_mnist_env(seq_len=seq_len)
         name = game
+
+        def make_base() -> gym.Env:
+            return make_moving_mnist_env(seq_len=seq_len)
     else:
         from sqair_world.wrappers.atari import game_from_env_id, make_maze_env
 
         env_id = game if "/" in game else f"ALE/{game}-v5"
         spec = game_from_env_id(env_id)  # unknown games raise here
         name = spec.env_id.split("/")[1].split("-")[0]
-        base = make_maze_env(env_id, repeat=frameskip, **ale_kwargs)
+
+        def make_base() -> gym.Env:
+            return make_maze_env(env_id, repeat=frameskip, **ale_kwargs)
     model = load_default_model(name, checkpoint)
     trained_on = getattr(model, "checkpoint_extra", {}).get("env_id")
     if trained_on and game != "MovingMNIST" and trained_on.split("/")[-1].split("-")[0] != name:
         raise ValueError(f"checkpoint {checkpoint} was trained on {trained_on}, not {name}; pass a checkpoint for {name}")
-    return SQAIRObservation(base, model, device=device, num_slots=num_slots, include_frame=include_frame,
-                            imagine_horizon=imagine_horizon, threads=threads)
+    return make_base, model

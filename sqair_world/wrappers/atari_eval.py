@@ -17,7 +17,9 @@ import torch
 
 
 def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000, seed: int = 0,
-                   max_distance: float = 5.0, gif: str | None = None, device: str = "cpu") -> dict[str, float]:
+                   max_distance: float = 5.0, gif: str | None = None, device: str = "cpu",
+                   gif_steps: int = 200) -> dict[str, float]:
+    """Counting accuracy, MOTA/MOTP/IDF1 against the RAM sprite centres over ``steps`` random-policy steps."""
     import motmetrics as mm
 
     from sqair_world.envs.factory import make_sqair_env
@@ -52,7 +54,7 @@ def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000
               "num_switches": int(summary["num_switches"].iloc[0]), "mean_step_bound": float(np.mean(bounds)),
               "max_distance_px": max_distance}
     if gif:
-        record_episode_gif(env, gif, max_steps=200, seed=seed + 1)
+        record_episode_gif(env, gif, max_steps=gif_steps, seed=seed + 1)
     return result
 
 
@@ -65,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-distance", type=float, default=5.0, help="pixels (84x84 frame) for a match")
     p.add_argument("--gif", default=None, help="also write a GIF of a played episode with tracked boxes")
+    p.add_argument("--gif-steps", type=int, default=200, help="length of the GIF episode (at most)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
+    from sqair_world.checkpoint import CheckpointError
+
     torch.manual_seed(args.seed)
     try:
-        result = evaluate_atari(args.env, args.checkpoint, args.steps, args.seed, args.max_distance, args.gif)
-    except (ValueError, FileNotFoundError) as err:
+        result = evaluate_atari(args.env, args.checkpoint, args.steps, args.seed, args.max_distance, args.gif,
+                                gif_steps=args.gif_steps)
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))

@@ -25,7 +25,7 @@ import numpy as np
 VARIANTS = ("last_frame", "max_last_2", "max_all_4", "max_all_4_erased")
 
 
-def _foreground(obs: np.ndarray, background: np.ndarray, threshold: int = 40) -> np.ndarray:
+def foreground(obs: np.ndarray, background: np.ndarray, threshold: int = 40) -> np.ndarray:
     """bool ``[..., H, W]``: pixels that differ from the background by more than ``threshold`` in some channel."""
     return (np.abs(obs.astype(np.int16) - background.astype(np.int16)).max(-1) > threshold)
 
@@ -35,7 +35,7 @@ def _blobs(mask: np.ndarray, min_area: int = 2) -> int:
     return int((stats[1:, cv2.CC_STAT_AREA] >= min_area).sum())
 
 
-def _visible(mask: np.ndarray, xy: np.ndarray, radius: int = 2) -> np.ndarray:
+def near_foreground(mask: np.ndarray, xy: np.ndarray, radius: int = 2) -> np.ndarray:
     """bool ``[S]``: position (x, y) in ``xy`` ``[S, 2]`` has foreground within ``radius`` px."""
     H, W = mask.shape
     out = np.zeros(len(xy), bool)
@@ -91,9 +91,9 @@ def measure(env_id: str = "ALE/Pacman-v5", steps: int = 1500, seed: int = 0) -> 
     for v in VARIANTS:
         frames = np.stack(obs[v])
         background = np.median(frames[::5], axis=0).astype(np.uint8)
-        fg = _foreground(frames, background)
+        fg = foreground(frames, background)
         blobs = np.array([_blobs(m) for m in fg])
-        vis = np.stack([_visible(m, xy[1:1 + n_ghosts]) for m, xy in zip(fg, ghosts_xy)])  # [T, G]
+        vis = np.stack([near_foreground(m, xy[1:1 + n_ghosts]) for m, xy in zip(fg, ghosts_xy)])  # [T, G]
         iso = np.stack([_isolated(xy, n_ghosts) for xy in ghosts_xy])
         all_iso = iso.all(1)
         result[v] = {"ghost_visible": round(float(vis[iso].mean()), 3) if iso.any() else None,

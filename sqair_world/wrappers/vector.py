@@ -2,7 +2,8 @@
 
 - :class:`SQAIRVectorObservation`: a gymnasium 1.x ``VectorWrapper``. Under next-step autoreset (the
   default) the step after an episode ends returns the reset frame of that env, so its tracker row is
-  cleared on that step; under same-step autoreset it is cleared on the step that ends the episode.
+  cleared on that step; under same-step autoreset it is cleared on the step that ends the episode; with
+  autoreset disabled, ``reset(options={"reset_mask": mask})`` clears and re-tracks only the masked envs.
 - :class:`SQAIRVecEnv`: an SB3 ``VecEnvWrapper``. SB3 envs reset inside ``step`` and put the last frame
   in ``info["terminal_observation"]``: that frame is tracked with the old state (and replaced by its
   slots), then the row is cleared and the reset frame tracked afresh.
@@ -43,20 +44,38 @@ class SQAIRVectorObservation(VectorWrapper):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, env.num_envs)
         self.autoreset_mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self._ended = np.zeros(env.num_envs, bool)
+        self._last: dict[str, np.ndarray] | None = None  # the last slots, for partial resets
 
-    def _obs(self, frames: np.ndarray, info: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        obs = self.encoder.encode(frames)
-        info = dict(info, sqair_bound=obs.pop("bound"))
+    def _obs(self, frames: np.ndarray, info: dict[str, Any],
+             rows: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Track ``frames`` (of all envs, or only ``rows``: the others keep their last slots, not re-tracked)."""
+        if rows is None:
+            obs = self.encoder.encode(frames)
+        else:
+            obs = {k: v.copy() for k, v in self._last.items()}
+            fresh = self.encoder.encode(frames[rows], rows=rows)
+            for k in fresh:
+                obs[k][rows] = fresh[k]
+        self._last = obs
+        obs = dict(obs)
+        info = dict(info, sqair_bound=obs.pop("bound").copy())
         if self.include_frame:
             obs["frame"] = frames
         return obs, info
 
     def reset(self, *, seed=None, options=None):
+        mask = (options or {}).get("reset_mask")  # read first: SyncVectorEnv pops it from ``options``
         frames, info = self.env.reset(seed=seed, options=options)
-        self.encoder.reset()
         self.encoder.seed(seed if isinstance(seed, int) or seed is None else int(seed[0]))
-        self._ended[:] = False
-        return self._obs(frames, info)
+        if mask is None or self._last is None:
+            self.encoder.reset()
+            self._ended[:] = False
+            return self._obs(frames, info)
+        # a partial reset (autoreset_mode "Disabled"): only the masked envs restart and are tracked afresh
+        mask = np.asarray(mask, bool)
+        self.encoder.reset_rows(mask)
+        self._ended[mask] = False
+        return self._obs(frames, info, rows=np.flatnonzero(mask))
 
     def step(self, actions):
         frames, rewards, terminated, truncated, info = self.env.step(actions)
