@@ -23,9 +23,15 @@ def std_normal_log_prob(x: Tensor) -> Tensor:
     return -0.5 * x.pow(2) - _HALF_LOG_2PI
 
 
+def log_sigmoid(x: Tensor) -> Tensor:
+    """log sigmoid(x) = -softplus(-x). ``F.logsigmoid`` takes milliseconds on small tensors with 2 CPU threads
+    in torch 2.13 (measured 10 ms on [160, 3] against 3 us for softplus), so we use the identity."""
+    return -F.softplus(-x)
+
+
 def bernoulli_log_prob(value: Tensor, logit: Tensor) -> Tensor:
     """log Bernoulli(value | sigmoid(logit)), stable in the logit."""
-    return value * F.logsigmoid(logit) + (1 - value) * F.logsigmoid(-logit)
+    return value * log_sigmoid(logit) + (1 - value) * log_sigmoid(-logit)
 
 
 def mask_logit(logit: Tensor, prev_pres: Tensor, bound: float = 88.0) -> Tensor:

@@ -179,9 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mnist-dir", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="directory for metrics.json and figures (default: next to the checkpoint)")
+    p.add_argument("--visible-threshold", type=float, default=0.25,
+                   help="tracking ground truth: digits with at least this fraction of their pixels on screen")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
+    for name in ("num_sequences", "particles", "chunk", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 <= args.visible_threshold <= 1:
+        p.error(f"--visible-threshold is a fraction in [0, 1], got {args.visible_threshold}")
     if args.threads:
         torch.set_num_threads(args.threads)
     from sqair_world.train import select_device
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out or Path(args.checkpoint).with_suffix("").parent / "eval")
     torch.manual_seed(args.seed)
     result = evaluate(model, args.num_sequences, args.particles, args.chunk, args.batch_size,
-                      args.addition_train_sequences, args.seed, args.mnist_dir)
+                      args.addition_train_sequences, args.seed, args.mnist_dir, visible_threshold=args.visible_threshold)
     result["model"] = model.model_name
     result["checkpoint"] = str(args.checkpoint)
     result["step"] = model.checkpoint_extra.get("step")

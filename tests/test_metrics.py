@@ -108,3 +108,11 @@ def test_chunked_bound_equals_one_pass():
     torch.testing.assert_close(chunked["log_px"], torch.logsumexp(lw, -1) - np.log(6))
     rec = torch.cat([p.rec.unsqueeze(-1) * 0 for p in parts], -1)  # shapes only
     assert rec.shape == (2, 3) and chunked["rec"].shape == (2,)
+
+
+def test_motp_survives_a_sequence_without_objects():
+    gt_b, gt_i = _tracks()
+    boxes = np.concatenate([gt_b, gt_b], 1)
+    ids = np.concatenate([gt_i, np.full_like(gt_i, -1)], 1)  # the second sequence has no digits and no detections
+    s = tracking_scores(boxes, ids, boxes + [1.0, 0, 0, 0], ids)
+    assert s.mota == 1.0 and 0 < s.motp < 0.2 and np.isfinite(s.motp)
