@@ -35,6 +35,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; checkpoints are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -39,6 +39,22 @@ def iou_distance(gt: np.ndarray, pred: np.ndarray, max_iou_distance: float = 0.5
     return np.where(d > max_iou_distance, np.nan, d)
 
 
+def centre_distance(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """How far each ground-truth box centre lies from each predicted box centre, in units of the predicted box's
+    half-size (Chebyshev), ``[M, 4]`` x ``[N, 4]`` (x, y, w, h) -> ``[M, N]``; NaN (no match allowed) when the
+    centre is outside the predicted box.
+
+    SQAIR's boxes are glimpse extents, not tight boxes (the decoded glimpse has margins), so besides IoU we
+    match an object to a glimpse that contains its centre.
+    """
+    if len(gt) == 0 or len(pred) == 0:
+        return np.empty((len(gt), len(pred)))
+    gc = gt[:, None, :2] + gt[:, None, 2:] / 2
+    pc = pred[None, :, :2] + pred[None, :, 2:] / 2
+    d = (np.abs(gc - pc) / np.maximum(pred[None, :, 2:] / 2, 1e-9)).max(-1)
+    return np.where(d <= 1, d, np.nan)
+
+
 class TrackingScores(NamedTuple):
     mota: float
     motp: float  #: mean IoU distance (1 - IoU) of matches, motmetrics' convention (lower is better)
@@ -47,12 +63,15 @@ class TrackingScores(NamedTuple):
 
 
 def tracking_scores(gt_boxes: np.ndarray, gt_ids: np.ndarray, pred_boxes: np.ndarray, pred_ids: np.ndarray,
-                    max_iou_distance: float = 0.5) -> TrackingScores:
+                    max_iou_distance: float = 0.5, match: str = "iou") -> TrackingScores:
     """MOTA, MOTP and IDF1 over all sequences with ``motmetrics`` (one accumulator per sequence, merged).
 
     Boxes ``[T, B, M|N, 4]`` (x, y, w, h) in pixels; ids ``[T, B, M|N]`` with ``-1`` for objects that are not
-    there (absent slots, or ground-truth digits that are not visible).
+    there (absent slots, or ground-truth digits that are not visible). ``match``: "iou" (1 - IoU <=
+    ``max_iou_distance``) or "centre" (:func:`centre_distance`; MOTP is then the mean normalised centre distance).
     """
+    if match not in ("iou", "centre"):
+        raise ValueError(f"match must be 'iou' or 'centre', got {match!r}")
     import motmetrics as mm
 
     T, B = gt_ids.shape[:2]
@@ -62,7 +81,8 @@ def tracking_scores(gt_boxes: np.ndarray, gt_ids: np.ndarray, pred_boxes: np.nda
         for t in range(T):
             g, p = gt_ids[t, b] >= 0, pred_ids[t, b] >= 0
             acc.update(gt_ids[t, b][g].tolist(), pred_ids[t, b][p].tolist(),
-                       iou_distance(gt_boxes[t, b][g], pred_boxes[t, b][p], max_iou_distance))
+                       iou_distance(gt_boxes[t, b][g], pred_boxes[t, b][p], max_iou_distance) if match == "iou"
+                       else centre_distance(gt_boxes[t, b][g], pred_boxes[t, b][p]))
         accs.append(acc)
         names.append(str(b))
     with warnings.catch_warnings():

@@ -221,7 +221,6 @@ def test_run_does_not_grow_memory(tiny_ckpt):
     assert grown_mb < 10, grown_mb
 
 
-@pytest.mark.slow
 def test_10000_step_run_does_not_grow_memory(tiny_ckpt):
     grown_mb = _rss_growth_mb(make_mm(tiny_ckpt, seq_len=1000), warmup=1000, steps=10_000)
     assert grown_mb < 30, grown_mb

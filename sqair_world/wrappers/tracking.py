@@ -66,14 +66,14 @@ def identity_violations(ids: np.ndarray) -> int:
     return errors
 
 
-def identity_scores(env: gym.Env, episodes: int = 20, seed: int = 0, max_iou_distance: float = 0.5):
+def identity_scores(env: gym.Env, episodes: int = 20, seed: int = 0, max_iou_distance: float = 0.5, match: str = "iou"):
     """:class:`~sqair_world.metrics.TrackingScores` of the env's slots over ``episodes`` seeded episodes."""
     from sqair_world.metrics import tracking_scores
 
     rolls = [rollout_tracks(env, seed + e) for e in range(episodes)]
     T = min(len(r.gt_ids) for r in rolls)
     gt_b, gt_i, pr_b, pr_i = (np.concatenate([r[k][:T] for r in rolls], 1) for k in range(4))
-    return tracking_scores(gt_b, gt_i, pr_b, pr_i, max_iou_distance)
+    return tracking_scores(gt_b, gt_i, pr_b, pr_i, max_iou_distance, match)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="SQAIR checkpoint (default: the shipped moving-MNIST one)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--match", choices=["iou", "centre"], default="iou",
+                   help="iou: IoU >= 0.5 with the digit's box; centre: the digit's centre inside the glimpse")
     args = p.parse_args(argv)
     import sqair_world  # noqa: F401  (registers the ids)
     from sqair_world.checkpoint import CheckpointError
@@ -91,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    scores = identity_scores(env, args.episodes, args.seed)
-    print(json.dumps({"episodes": args.episodes, **scores._asdict()}, indent=2))
+    scores = identity_scores(env, args.episodes, args.seed, match=args.match)
+    print(json.dumps({"episodes": args.episodes, "match": args.match, **scores._asdict()}, indent=2))
     return 0
 
 
