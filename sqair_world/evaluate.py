@@ -12,9 +12,9 @@ Estimators (reference §5):
 - counting accuracy per frame, importance-weighted over particles, averaged over frames and sequences,
   against every digit of the sequence (the authors' convention, §8.6) and against visible digits only;
 - addition accuracy: a Deep Sets classifier on the frozen model's per-frame object set (what, where of
-  present objects; one 165-d "slot" for VRNN) from the online tracker (posterior means), trained on
+  present objects; one 165-d "slot" for VRNN) with posterior means (one particle), trained on
   training-sequence representations and scored per frame on the evaluation sequences;
-- MOTA, MOTP (mean 1 - IoU of matches) and IDF1 with motmetrics: the online tracker's boxes and
+- MOTA, MOTP (mean 1 - IoU of matches) and IDF1 with motmetrics: the posterior-mean tracker's boxes and
   identities against the ground-truth boxes of digits at least 25% visible (IoU >= 0.5 to match), and
   again matching a digit to a glimpse that contains its centre (SQAIR's glimpses are not tight boxes).
 """
@@ -74,38 +74,39 @@ def ground_truth_tracks(data, visible_threshold: float = 0.25) -> tuple[np.ndarr
 
 
 @torch.no_grad()
-def online_track(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Posterior-mean tracking frame by frame: boxes ``[T, B, N, 4]`` (x, y, w, h px), ids, features, mask."""
-    from sqair_world.types import Slots
+def posterior_track(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """Deterministic tracking (posterior means, presence p > 0.5, one particle): boxes ``[T, B, N, 4]``
+    (x, y, w, h px), ids (-1 absent), set features ``[T, B, N, F]`` and mask ``[T, B, N]``; None for models
+    without objects (VRNN: its 165-d latent is one "slot" in :func:`representations`).
 
-    state, zs = None, []
-    for t in range(x.shape[0]):
-        state = model.online_step(state, x[t]).state
-        zs.append(state.z)
-    z = Slots(*(torch.stack([s[i] for s in zs]) for i in range(4)))
+    One forward pass with ``sample=False`` gives the same latents as ``online_step`` frame by frame (the
+    online tracker), and it also works for AIR, whose online state is emptied after every frame.
+    """
+    out = model(x, k=1, sample=False)
+    if out.latents is None:
+        return None
+    z = out.latents
+    z = type(z)(*(a[:, :, 0] for a in z))  # [T, B, N, ...]
     boxes = pixel_boxes(z.where, tuple(x.shape[-2:]))
-    return boxes, torch.where(z.pres > 0, z.id, -1), torch.cat([z.what, z.where], -1), z.pres
+    return boxes, torch.where(z.pres > 0, z.id, -1), out.slot_features[:, :, 0], out.slot_mask[:, :, 0]
 
 
 @torch.no_grad()
 def representations(model, frames: np.ndarray, batch: int, device) -> tuple[Tensor, Tensor]:
-    """Per-frame set representations ``[S, T, N, F]`` and masks ``[S, T, N]`` of uint8 frames ``[T, S, C, H, W]``."""
+    """Per-frame set representations ``[S, T, N, F]`` and masks ``[S, T, N]`` of uint8 frames ``[T, S, C, H, W]``
+    (SQAIR/AIR: what and where of each slot; VRNN: its latent as a single slot)."""
     feats, masks = [], []
     for s in range(0, frames.shape[1], batch):
         x = torch.from_numpy(frames[:, s:s + batch]).to(device).float().div_(255)
-        if hasattr(model, "online_step"):
-            _, _, f, m = online_track(model, x)
-        else:
-            out = model(x, k=1, sample=False)
-            f, m = out.slot_features[:, :, 0], out.slot_mask[:, :, 0]
-        feats.append(f.transpose(0, 1).cpu())
-        masks.append(m.transpose(0, 1).cpu())
+        out = model(x, k=1, sample=False)
+        feats.append(out.slot_features[:, :, 0].transpose(0, 1).cpu())
+        masks.append(out.slot_mask[:, :, 0].transpose(0, 1).cpu())
     return torch.cat(feats), torch.cat(masks)
 
 
 def evaluate(model, num_sequences: int = 1000, particles: int = 1000, chunk: int = 50, batch_size: int = 8,
              num_addition_train: int = 2000, seed: int = 0, mnist_dir: str | None = None, device=None,
-             progress: bool = True, visible_threshold: float = 0.25) -> dict[str, Any]:
+             progress: bool = True, visible_threshold: float = 0.25, max_iou_distance: float = 0.5) -> dict[str, Any]:
     """All metrics on ``num_sequences`` evaluation sequences (the authors' evaluation digit pool)."""
     from tqdm.auto import tqdm
 
@@ -125,8 +126,9 @@ def evaluate(model, num_sequences: int = 1000, particles: int = 1000, chunk: int
                                   torch.as_tensor(sub.num_visible))
         for k, v in res.items():
             sums[k] = sums.get(k, 0.0) + v.sum().item()
-        if hasattr(model, "online_step"):
-            boxes, ids, _, _ = online_track(model, x)
+        tracked = posterior_track(model, x)
+        if tracked is not None:
+            boxes, ids, _, _ = tracked
             pr_boxes.append(boxes.cpu().numpy())
             pr_ids.append(ids.cpu().numpy())
             boxes, ids = ground_truth_tracks(sub, visible_threshold)
@@ -137,7 +139,8 @@ def evaluate(model, num_sequences: int = 1000, particles: int = 1000, chunk: int
     result.update(num_sequences=n, particles=particles, seq_len=int(frames.shape[0]), seconds=round(time.time() - t0, 1))
     if pr_ids:
         tracks = (np.concatenate(gt_boxes, 1), np.concatenate(gt_ids, 1), np.concatenate(pr_boxes, 1), np.concatenate(pr_ids, 1))
-        result.update(tracking_scores(*tracks)._asdict())
+        result.update(tracking_scores(*tracks, max_iou_distance)._asdict(), max_iou_distance=max_iou_distance,
+                      visible_threshold=visible_threshold)
         result.update({f"{k}_centre": v for k, v in tracking_scores(*tracks, match="centre")._asdict().items()})
     if num_addition_train > 0:
         train = load_moving_mnist("train", num_addition_train, seed, mnist_dir, MovingMNISTConfig())
@@ -161,7 +164,8 @@ def format_table(name: str, r: dict[str, Any]) -> str:
         p = PAPER_TABLE1[name]
         lines.append(f"{name + ' (paper)':<22}{f(p[0]):>10}{f(p[1]):>12}{f(p[2]):>10}{f(p[3], 4):>10}{'':>15}{f(p[4], 4):>10}")
     if "mota" in r:
-        lines.append(f"tracking (IoU >= 0.5):         MOTA {r['mota']:.4f}  MOTP {r['motp']:.4f} (1-IoU)  IDF1 {r['idf1']:.4f}  "
+        iou = f"IoU >= {1 - r.get('max_iou_distance', 0.5):.2g}"
+        lines.append(f"{'tracking (' + iou + '):':<31}MOTA {r['mota']:.4f}  MOTP {r['motp']:.4f} (1-IoU)  IDF1 {r['idf1']:.4f}  "
                      f"ID switches {r['num_switches']}")
         lines.append(f"tracking (centre in glimpse):  MOTA {r['mota_centre']:.4f}  IDF1 {r['idf1_centre']:.4f}  "
                      f"ID switches {r['num_switches_centre']}")
@@ -184,12 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="directory for metrics.json and figures (default: next to the checkpoint)")
     p.add_argument("--visible-threshold", type=float, default=0.25,
                    help="tracking ground truth: digits with at least this fraction of their pixels on screen")
+    p.add_argument("--max-iou-distance", type=float, default=0.5,
+                   help="tracking: a box matches a ground-truth box when 1 - IoU <= this (default 0.5, i.e. IoU >= 0.5)")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     for name in ("num_sequences", "particles", "chunk", "batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 < args.max_iou_distance < 1:
+        p.error(f"--max-iou-distance is in (0, 1), got {args.max_iou_distance}")
     if not 0 <= args.visible_threshold <= 1:
         p.error(f"--visible-threshold is a fraction in [0, 1], got {args.visible_threshold}")
     if args.threads:
@@ -208,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out or Path(args.checkpoint).with_suffix("").parent / "eval")
     torch.manual_seed(args.seed)
     result = evaluate(model, args.num_sequences, args.particles, args.chunk, args.batch_size,
-                      args.addition_train_sequences, args.seed, args.mnist_dir, visible_threshold=args.visible_threshold)
+                      args.addition_train_sequences, args.seed, args.mnist_dir,
+                      visible_threshold=args.visible_threshold, max_iou_distance=args.max_iou_distance)
     result["model"] = model.model_name
     result["checkpoint"] = str(args.checkpoint)
     result["step"] = model.checkpoint_extra.get("step")

@@ -2,7 +2,7 @@
 
 - Fig. 4: inputs with inferred boxes coloured by identity, over the reconstructions;
 - Fig. 5: sequences sampled from the prior;
-- Fig. 6: conditional generation: infer on the first frames, then imagine the rest;
+- Fig. 6: conditional generation: infer on the first frames (their reconstructions), then imagine the rest;
 - Fig. 7: inputs with each object's reconstructed glimpse written back in its box.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from sqair_world.spatial import glimpse_to_image, pixel_boxes
-from sqair_world.types import SequenceOutput, Slots
+from sqair_world.types import Imagined, SequenceOutput, Slots
 from sqair_world.viz import draw_frame, grid, save_gif, save_png, to_rgb
 
 
@@ -88,6 +88,24 @@ def imagined_panels(frames: Tensor, z: Slots, scale: int = 3, max_rows: int = 4)
             for r in range(min(R, max_rows))]
 
 
+@torch.no_grad()
+def condition_panels(model, x: Tensor, horizon: int, scale: int = 3) -> tuple[list[list[np.ndarray]], Imagined]:
+    """Paper Fig. 6: track ``x [n, B, C, H, W]`` (posterior means), then imagine ``horizon`` frames.
+
+    Returns per sequence the ``n`` reconstructions with boxes, and the imagined rollout (identities carry over).
+    """
+    state, canvases, zs = None, [], []
+    for t in range(x.shape[0]):
+        step = model.online_step(state, x[t])
+        state = step.state
+        canvases.append(step.canvas)
+        zs.append(state.z)
+    boxes, ids = boxes_and_ids(Slots(*(torch.stack([z[i] for z in zs]) for i in range(4))), tuple(x.shape[-2:]))
+    panels = [[draw_frame(canvases[t][b].clamp(0, 1).cpu().numpy(), boxes[t, b], ids[t, b], scale)
+               for t in range(x.shape[0])] for b in range(x.shape[1])]
+    return panels, model.imagine(state, horizon, 1, render=True)
+
+
 def write_figures(model, x: Tensor, out_dir: str | Path, num_sequences: int = 4, condition_frames: int = 3,
                   seed: int = 0) -> dict[str, Path]:
     """Write Figs. 4-7 as PNG (and Fig. 4 as GIF) for the sequences ``x [T, B, C, H, W]``; returns the paths."""
@@ -105,13 +123,13 @@ def write_figures(model, x: Tensor, out_dir: str | Path, num_sequences: int = 4,
         gen = model.generate(num_sequences, x.shape[0])
         paths["fig5_prior_samples"] = save_png(out_dir / "fig5_prior_samples.png", grid(imagined_panels(gen.frames, gen.z)))
         n = min(condition_frames, x.shape[0] - 1)
-        _, im = model.condition_and_imagine(x[:n], x.shape[0] - n)
+        seen, im = condition_panels(model, x[:n], x.shape[0] - n)
         inputs = [[to_rgb(x[t, b].cpu().numpy(), 3) for t in range(x.shape[0])] for b in range(x.shape[1])]
         imagined = imagined_panels(im.frames, im.z)
         rows = []
         for b in range(len(imagined)):
             rows.append(inputs[b])
-            rows.append([to_rgb(np.zeros_like(x[0, b].cpu().numpy()), 3)] * n + imagined[b])
+            rows.append(seen[b] + imagined[b])
         paths["fig6_conditional_generation"] = save_png(out_dir / "fig6_conditional_generation.png", grid(rows))
         paths["fig7_glimpses"] = save_png(out_dir / "fig7_glimpses.png", grid(glimpse_panels(model, x, out, num_sequences)))
     return paths

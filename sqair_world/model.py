@@ -230,8 +230,8 @@ class SQAIR(nn.Module):
         elif state.z.pres.shape[0] != B:
             raise ValueError(f"state has {state.z.pres.shape[0]} rows but x_t has batch {B}")
         first = self.propagation is None or not bool((state.t > 0).any())
-        out = self.step(state, x_t, self.image_encoder(x_t), sample, first)
-        return out if self.propagation is not None else out._replace(state=self._air_state(out.state))
+        # AIR keeps this frame's objects in the returned state (callers read them); the next step ignores them
+        return self.step(state, x_t, self.image_encoder(x_t), sample, first)
 
     # ------------------------------------------------------------------ imagination
     @torch.no_grad()

@@ -23,8 +23,8 @@ def piecewise_constant(step: int, boundaries: Sequence[int], values: Sequence[fl
 
 
 def authors_learning_rate(step: int, base: float = 1e-5, total: int = 2_000_000) -> float:
-    """1e-5 until 40% of training, /3 until 50%, /9 after: the released '4,6,10' split of 2M steps
-    (1e-5 to 400k, 3.33e-6 to 1M, 1.11e-6 to 2M; reference §4)."""
+    """``base`` until 20% of ``total``, /3 until 50%, /9 after: for the released 2M steps 1e-5 to 400k,
+    3.33e-6 to 1M, 1.11e-6 to 2M (reference §4)."""
     return piecewise_constant(step, [int(0.2 * total), int(0.5 * total)], [base, base / 3, base / 9])
 
 

@@ -1,7 +1,7 @@
 """Training loop: optimiser, curriculum, logging, validation, atomic checkpoints, exact resume, DDP.
 
 The loop does no model maths: it asks the model for ``SequenceOutput.loss`` and steps the optimiser.
-Two recipes (see README, "Training recipes"):
+Two recipes (docs/training.md, "Two recipes"):
 
 - ``faithful`` (reference §4): RMSProp (momentum 0.9, decay 0.9, eps 1e-10, square average
   initialised to one), batch 32, K = 5, lr 1e-5 with the authors' piecewise schedule, curriculum
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from sqair_world.checkpoint import FORMAT, atomic_torch_save, model_from_payload, model_payload, safe_torch_load
 from sqair_world.config import config_from_dict
-from sqair_world.distributed import DistInfo, any_rank, init_distributed, select_device
+from sqair_world.distributed import any_rank, init_distributed, select_device
 from sqair_world.schedules import authors_learning_rate, curriculum_length, warmup_constant
 
 
@@ -187,7 +187,8 @@ class Trainer:
         if self.cfg.num_threads:
             torch.set_num_threads(self.cfg.num_threads)
         if self.cfg.batch_size % self.dist.world:
-            raise ValueError(f"batch_size {self.cfg.batch_size} must be divisible by the number of processes {self.dist.world}")
+            raise ValueError(f"batch_size {self.cfg.batch_size} (the global batch) must be divisible by the number of "
+                             f"processes {self.dist.world}")
         if train_x.ndim != 5 or train_x.dtype != np.uint8:
             raise ValueError(f"train_x must be uint8 [T, S, C, H, W], got {train_x.dtype} {train_x.shape}")
         self.experiment = experiment
@@ -259,8 +260,10 @@ class Trainer:
         module = self.ddp or self.model
         out = module(x, k=self.cfg.k_particles, sample=not self.cfg.deterministic)
         if any_rank([not bool(torch.isfinite(out.loss))], self.dist, self.device)[0]:  # all ranks stop together
-            raise TrainingDiverged(f"loss became {out.loss.item()} (rank {self.dist.rank}) at step {self.step} on training "
-                                   f"sequences {idx.tolist()[:8]}...; the last good checkpoint {self.checkpoint_path} is kept. "
+            where = f" (on some rank; rank {self.dist.rank} has {out.loss.item()})" if self.dist.world > 1 else ""
+            raise TrainingDiverged(f"loss became non-finite{where} at step {self.step} on training sequences "
+                                   f"{idx.tolist()[:8]}...; the last good checkpoint "
+                                   f"{self.checkpoint_path} is kept. "
                                    "Lower --lr, or resume from the checkpoint with another --seed.")
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -337,7 +340,8 @@ class Trainer:
                     if self.writer is not None:
                         for k, v in val.items():
                             self.writer.add_scalar(f"val/{k}", v, self.step)
-                    bar.write(f"step {self.step}: " + ", ".join(f"val {k} {v:.4g}" for k, v in val.items()))
+                    if self.dist.main:
+                        bar.write(f"step {self.step}: " + ", ".join(f"val {k} {v:.4g}" for k, v in val.items()))
                 if time.monotonic() - self._last_ckpt > 60 * cfg.checkpoint_minutes:
                     self.save()
         except KeyboardInterrupt:

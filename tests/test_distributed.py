@@ -22,3 +22,24 @@ def test_bad_device_and_launch_errors_say_what_to_do(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     with pytest.raises(ValueError, match="torchrun"):
         init_distributed("cpu")
+
+
+def test_torchrun_cli_two_gloo_processes(tmp_path):
+    """The pretrain command itself under torchrun: trains, only rank 0 writes, checkpoint loads."""
+    import os
+    import subprocess
+    import sys
+
+    from sqair_world.checkpoint import safe_torch_load
+
+    env = {**os.environ, "SQAIR_WORLD_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sqair_world.pretrain",
+           "--device", "cpu", "--steps", "2", "--batch-size", "4", "--k-particles", "2", "--curriculum-max", "3",
+           "--num-train-sequences", "8", "--num-val-sequences", "4", "--val-every", "2", "--progress", "false",
+           "--run-dir", str(tmp_path / "run"), "--model-set", "n_hidden=16", "--model-set", "n_what=4"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stderr.count("checkpoint: ") == 1  # printed by rank 0 only
+    data = safe_torch_load(tmp_path / "run" / "last.pt")
+    assert data["extra"]["step"] == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt", "tb"]

@@ -31,7 +31,27 @@ def test_a_tracker_that_reports_the_generator_tracks_scores_perfectly():
 
 def test_table_has_the_paper_row_and_the_protocol():
     r = dict(log_px=1.0, rec=2.0, kl=1.0, count_acc=0.5, count_acc_visible=0.25, addition_acc=0.1, num_sequences=7,
-             seq_len=10, particles=1000, mota=0.5, motp=0.3, idf1=0.6, num_switches=2)
+             seq_len=10, particles=1000, mota=0.5, motp=0.3, idf1=0.6, num_switches=2, mota_centre=0.7,
+             idf1_centre=0.8, num_switches_centre=1)
     text = format_table("mlp-sqair", r)
     assert "mlp-sqair (paper)" in text and "6617.6" in text and "7 evaluation sequences" in text and "K=1000" in text
     assert "n/a" in format_table("mlp-vrnn", {**r, "count_acc": None})
+
+
+def test_posterior_track_equals_the_online_tracker():
+    from sqair_world.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mlp-sqair", image_shape=(1, 24, 24), glimpse_size=(8, 8), n_hidden=16, n_what=4, n_hidden_small=8)
+    model.eval()
+    x = torch.rand(4, 3, 1, 24, 24)
+    from sqair_world.evaluate import posterior_track
+
+    boxes, ids, feats, mask = posterior_track(model, x)
+    state = None
+    for t in range(4):
+        state = model.online_step(state, x[t]).state
+        torch.testing.assert_close(mask[t], state.z.pres)
+        assert torch.equal(ids[t], torch.where(state.z.pres > 0, state.z.id, -1))
+        torch.testing.assert_close(boxes[t], pixel_boxes(state.z.where, (24, 24)))
+    assert feats.shape == (4, 3, model.cfg.max_objects, model.cfg.n_what + 4)

@@ -170,3 +170,21 @@ def test_pretrain_atari_smoke(tmp_path):
     assert model.cfg.image_shape == (3, 84, 84) and model.cfg.max_objects == 6
     assert model.checkpoint_extra["env_id"] == "ALE/Pacman-v5"
     assert 0.2 < model.mean_image.mean().item() < 0.8  # the maze background, not zeros
+
+
+def test_resume_from_corrupt_or_weights_only_files_fails_clearly(tmp_path, capsys, monkeypatch):
+    from sqair_world.checkpoint import save_model
+    from sqair_world.pretrain import main
+
+    tr = _trainer(tmp_path, steps=1)
+    save_model(tmp_path / "weights.pt", tr.model)
+    with pytest.raises(ValueError, match="no training state"):
+        tr.load(tmp_path / "weights.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        tr.load(tmp_path / "bad.pt")
+    monkeypatch.setenv("SQAIR_WORLD_CACHE", str(tmp_path / "cache"))
+    rc = main(["--num-train-sequences", "4", "--num-val-sequences", "2", "--batch-size", "2", "--steps", "1",
+               "--tensorboard", "false", "--progress", "false", "--run-dir", str(tmp_path / "run"),
+               "--resume", str(tmp_path / "bad.pt")])
+    assert rc == 2 and "corrupt" in capsys.readouterr().err
