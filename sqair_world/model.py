@@ -67,7 +67,7 @@ class SQAIR(nn.Module):
     def initial_state(self, rows: int, device: torch.device | str | None = None) -> TrackState:
         """Empty slots before the first frame (z_0 = 0, pres = 0, reference §2.6)."""
         cfg, dev = self.cfg, device or self.device
-        N, D, H = cfg.max_objects, cfg.n_what, cfg.n_hidden
+        N, D = cfg.max_objects, cfg.n_what
         dtype = self.mean_image.dtype
         z = Slots(torch.zeros(rows, N, D, device=dev, dtype=dtype), torch.zeros(rows, N, 4, device=dev, dtype=dtype),
                   torch.zeros(rows, N, device=dev, dtype=dtype), torch.full((rows, N), -1, device=dev, dtype=torch.long))

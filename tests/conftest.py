@@ -9,3 +9,18 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests share toy_data.py
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """A small untrained moving-MNIST SQAIR checkpoint for the plugin tests."""
+    from sqair_world.checkpoint import save_model
+    from sqair_world.registry import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "mm.pt"
+    save_model(path, build_model("mlp-sqair", n_hidden=32, n_what=8, n_hidden_small=16))
+    return path

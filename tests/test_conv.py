@@ -7,16 +7,6 @@ from sqair_world.conv import ConvEncoder, SubpixelDecoder, conv_sqair_blocks
 from sqair_world.nn import MLP
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; with 2 threads on a loaded 2-core machine, OpenMP barriers made
-    a 16x16 training step ~100x slower (measured 8 ms vs 1.1 s for the conv VRNN)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(module):
     return sum(p.numel() for p in module.parameters())
 

@@ -16,14 +16,6 @@ from sqair_world.wrappers.vector import SQAIRVecEnv, SQAIRVectorObservation
 
 
 @pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "mm.pt"
-    save_model(path, build_model("mlp-sqair", n_hidden=32, n_what=8, n_hidden_small=16))
-    return path
-
-
-@pytest.fixture(scope="module")
 def atari_ckpt(tmp_path_factory):
     from sqair_world.experiments import ATARI_MODEL
 

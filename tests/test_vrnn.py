@@ -16,16 +16,6 @@ SMALL = {"mlp": dict(n_hidden=16, n_latent=6), "conv": dict(n_hidden=16, n_laten
 ENCODERS = ["mlp", "conv"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; with 2 threads on a loaded 2-core machine, OpenMP barriers made
-    a 16x16 training step ~100x slower (measured 8 ms vs 1.1 s for the conv VRNN)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small(encoder, **kw):
     torch.manual_seed(0)
     return VRNN(VRNNConfig(image_shape=(1, 16, 16), encoder=encoder, **{**SMALL[encoder], **kw}))

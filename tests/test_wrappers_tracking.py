@@ -5,21 +5,10 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import sqair_world  # noqa: F401  (registers the ids)
-from sqair_world.checkpoint import save_model
 from sqair_world.metrics import tracking_scores
-from sqair_world.registry import build_model
 from sqair_world.wrappers.tracking import identity_scores, identity_violations, rollout_tracks, slot_pixel_boxes
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "mm.pt"
-    save_model(path, build_model("mlp-sqair", n_hidden=32, n_what=8, n_hidden_small=16))
-    return path
 
 
 def test_slot_pixel_boxes_inverts_the_documented_box_convention():

@@ -2,23 +2,12 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium.vector import AutoresetMode
 
 import sqair_world  # noqa: F401  (registers the ids)
-from sqair_world.checkpoint import save_model
 from sqair_world.envs.factory import load_default_model, make_moving_mnist_env
-from sqair_world.registry import build_model
 from sqair_world.wrappers.slots import SlotEncoder
 from sqair_world.wrappers.vector import SQAIRVectorObservation
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "mm.pt"
-    save_model(path, build_model("mlp-sqair", n_hidden=32, n_what=8, n_hidden_small=16))
-    return path
 
 
 def test_same_step_autoreset_clears_the_row_that_ends(tiny_ckpt):
