@@ -23,7 +23,7 @@ from sqair_world.distributions import gaussian_image_log_lik, sample_bernoulli
 from sqair_world.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
 from sqair_world.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
 from sqair_world.propagation import Propagation, prior_presence_summary
-from sqair_world.spatial import box_coverage, inverse_matrices
+from sqair_world.spatial import inverse_matrices
 from sqair_world.types import Imagined, SequenceOutput, Slots, StepOutput, TrackState
 
 

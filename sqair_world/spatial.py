@@ -56,15 +56,6 @@ def _lin(n: int, ref: Tensor) -> Tensor:
     return torch.linspace(-1.0, 1.0, n, dtype=ref.dtype, device=ref.device)
 
 
-def glimpse_matrices(where: Tensor, image_hw: tuple[int, int], glimpse_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """Sampling matrices for extraction: ``A_y [..., h, H]``, ``A_x [..., w, W]``."""
-    (H, W), (h, w) = image_hw, glimpse_hw
-    scale, shift = where_to_scale_shift(where)
-    py = (scale[..., 1:2] * _lin(h, where) + shift[..., 1:2] + 1) * (H - 1) / 2  # [..., h]
-    px = (scale[..., 0:1] * _lin(w, where) + shift[..., 0:1] + 1) * (W - 1) / 2  # [..., w]
-    return _interp_matrix(py, H), _interp_matrix(px, W)
-
-
 def inverse_matrices(where: Tensor, image_hw: tuple[int, int], glimpse_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """Sampling matrices for writing back (the inverse warp): ``B_y [..., H, h]``, ``B_x [..., W, w]``.
 

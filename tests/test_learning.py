@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sqair_world.registry import build_model
-from toy_data import moving_blocks
+from toy_data import fit, moving_blocks
 
 SMALL = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=8, n_hidden=64, n_hidden_small=32, max_objects=2,
              k_particles=3, where_prior_bias=(-1.0, -1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0))
@@ -24,13 +24,7 @@ def test_small_model_learns_to_explain_and_count(name):
     model = build_model(name, **SMALL)
     model.set_background(x.mean((0, 1)))
     bound0, acc0 = _count_accuracy(model, x_val, counts_val)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    for _ in range(300):
-        idx = torch.randint(0, 512, (16,))
-        loss = model(x[:, idx]).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, x, steps=300, lr=1e-3)
     bound1, acc1 = _count_accuracy(model, x_val, counts_val)
     assert bound1 > bound0 + 500, (bound0, bound1)  # nats per 4-frame sequence
     assert acc1 > max(acc0 + 0.15, 0.6), (acc0, acc1)

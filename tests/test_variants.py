@@ -5,7 +5,7 @@ import torch
 from sqair_world.checkpoint import load_model, save_model
 from sqair_world.conv import ConvEncoder, SubpixelDecoder
 from sqair_world.registry import MODEL_NAMES, build_model
-from toy_data import moving_blocks
+from toy_data import fit, moving_blocks
 
 SMALL = {
     "mlp-sqair": dict(n_hidden=16, n_what=4, n_hidden_small=8, glimpse_size=(8, 8)),
@@ -76,13 +76,7 @@ def test_short_learning(name):
     model.set_background(x.mean((0, 1)))
     with torch.no_grad():
         before = model(x_val).iwae.mean().item()
-    opt = torch.optim.Adam(model.parameters(), 2e-3)
-    for _ in range(120):
-        idx = torch.randint(0, 256, (16,))
-        loss = model(x[:, idx]).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, x, steps=120, lr=2e-3)
     with torch.no_grad():
         after = model(x_val).iwae.mean().item()
     assert after > before + 200, (before, after)  # nats per 3-frame sequence

@@ -22,3 +22,14 @@ def moving_blocks(num: int, T: int = 4, size: int = 24, block: int = 6, max_obje
         vel = torch.where(out_low | out_high, -vel, vel)
         pos = pos.clamp(0, size - block)
     return torch.stack(frames), counts
+
+
+def fit(model, x, steps: int, lr: float, batch: int = 16) -> None:
+    """``steps`` Adam steps on random minibatches of sequences ``x [T, S, ...]`` (the learning tests' loop)."""
+    opt = torch.optim.Adam(model.parameters(), lr)
+    for _ in range(steps):
+        idx = torch.randint(0, x.shape[1], (batch,))
+        loss = model(x[:, idx]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
