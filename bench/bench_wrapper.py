@@ -2,7 +2,8 @@
 
     python bench/bench_wrapper.py [--steps 500] [--repeats 3] [--checkpoint PATH] [--device auto]
 
-Prints raw ALE throughput (frameskip 4, the usual setting), the preprocessed env alone, one wrapped env,
+Prints raw ALE throughput (frameskip 4, the usual setting), the preprocessed env alone, one wrapped env
+(eager, and with ``compile=True``: torch.compile of the model's step, compiled before timing),
 and 16 wrapped envs in the batched SB3 vector wrapper (cost per env-step), with their ratios. Each rate
 is the best of ``--repeats`` timed runs, the configurations interleaved, so that load from other
 processes on a shared machine distorts the ratios less.
@@ -48,6 +49,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile'd wrapper (compiling takes ~1 min)")
     p.add_argument("--threads", type=int, default=2, help="torch's global CPU threads (the wrapper uses 1 for its calls)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,6 +75,14 @@ def main() -> None:
              "wrapped": stepper(gym.make("SQAIR-Wrapped/Pacman", checkpoint=args.checkpoint, device=args.device,
                                          repeat_action_probability=0.0)),
              "vec": lambda: venv.step(rng.integers(5, size=n))}
+    if not args.no_compile:
+        compiled = stepper(gym.make("SQAIR-Wrapped/Pacman", checkpoint=args.checkpoint, device=args.device,
+                                    repeat_action_probability=0.0, compile=True))
+        t0 = time.perf_counter()
+        for _ in range(20):  # the first steps compile (first frame, then the tracking step)
+            compiled()
+        print(f"BENCH wrapped_pacman_compile_seconds {time.perf_counter() - t0:.1f} s")
+        steps["compiled"] = compiled
     from sqair_world.wrappers.slots import inference
 
     model = venv.encoder.model
@@ -83,13 +93,17 @@ def main() -> None:
         with inference(1, venv.encoder.device):
             state[0] = model.online_step(state[0], x1).state
     steps["model"] = model_step
-    counts = {"model": args.steps, "raw": args.steps, "pre": args.steps, "wrapped": args.steps, "vec": max(10, args.steps // n)}
+    counts = {"model": args.steps, "raw": args.steps, "pre": args.steps, "wrapped": args.steps, "compiled": args.steps,
+              "vec": max(10, args.steps // n)}
     r = best_rates(steps, counts, args.repeats)
     v_rate = r["vec"] * n
     print(f"BENCH raw_pacman_steps_per_s {r['raw']:.0f} steps/s")
     print(f"BENCH preprocessed_pacman_steps_per_s {r['pre']:.0f} steps/s")
     print(f"BENCH wrapped_pacman_steps_per_s {r['wrapped']:.0f} steps/s")
     print(f"BENCH model_online_step_1row_per_s {r['model']:.0f} steps/s")
+    if "compiled" in r:
+        print(f"BENCH wrapped_pacman_compiled_steps_per_s {r['compiled']:.0f} steps/s")
+        print(f"BENCH wrapped_compiled_over_raw_ratio {r['compiled'] / r['raw']:.3f}")
     print(f"BENCH wrapped_over_raw_ratio {r['wrapped'] / r['raw']:.3f}")
     print(f"BENCH wrapped_pacman_16envs_steps_per_s {v_rate:.0f} env-steps/s")
     print(f"BENCH vector16_cost_per_env_over_single {r['wrapped'] / v_rate:.3f}")

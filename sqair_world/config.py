@@ -54,6 +54,15 @@ class SQAIRConfig:
     """Initial bias on "zero new objects" of the discovery count prior for t > 0."""
     where_prior_bias: tuple[float, ...] = (-2.0, -2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
     """Initial bias of the autoregressive where prior's (mu, raw std) output: scale logit -2."""
+    background: Literal["masked", "full"] = "masked"
+    """How the trainable mean image enters the canvas. 'masked' (reference §2.3): mean_image * m with m a soft
+    mask of the area the objects write, so it only shows under objects (MNIST's near-black mean frame).
+    'full': mean_image everywhere, objects added on top: a scene background such as an Atari maze, which
+    under 'masked' the model can only draw by covering the frame with glimpses."""
+    max_scale: float = 1.0
+    """Soft cap on the posterior's mean box scale (fraction of the image side, see spatial.cap_scale).
+    1.0: no cap (reference). Small sprites need it: without it, one glimpse as large as the frame can
+    paint all of Pac-Man's sprites at once at low resolution, and the model learns exactly that."""
     min_std: float = 0.01
     """Floor added to every softplus std."""
     mask_logit: float = 88.0
@@ -90,6 +99,10 @@ class SQAIRConfig:
         for name in ("max_objects", "n_what", "n_hidden", "n_hidden_small", "k_particles", "conv_channels"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.background not in ("masked", "full"):
+            problems.append(f"background must be 'masked' or 'full', got {self.background!r}")
+        if not 0 < self.max_scale <= 1:
+            problems.append(f"max_scale is a fraction of the image side in (0, 1], got {self.max_scale}")
         if self.output_std <= 0:
             problems.append(f"output_std must be > 0, got {self.output_std}")
         if len(self.where_prior_bias) != 8:

@@ -19,7 +19,7 @@ from sqair_world.distributions import (bernoulli_log_prob, mask_logit, normal_lo
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
 from sqair_world.nn import MLP, VanillaRNNCell, softplus_std
 from sqair_world.priors import DiscoveryPrior
-from sqair_world.spatial import image_to_glimpse
+from sqair_world.spatial import cap_scale, image_to_glimpse
 from sqair_world.types import Slots
 
 
@@ -44,6 +44,9 @@ class Discovery(nn.Module):
         self.where_param = StochasticTransformParam(H, cfg)
         self.pres_predictor = StepsPredictor(H + D, cfg.n_hidden_small, cfg.disc_step_bias)
         self.prior = DiscoveryPrior(cfg)
+        # added to the presence logits of q only, set by the trainer from a schedule (TrainConfig.presence_warmup):
+        # keeps objects on while the decoder is still painting noise, so presence does not collapse to "nothing"
+        self.register_buffer("presence_offset", torch.zeros(()), persistent=False)
 
     def condition(self, prop: Slots) -> Tensor:
         """c = sum_i pres_i * MLP([what, where]_i) over the propagated objects: ``[R, N, ...]`` -> ``[R, H]``."""
@@ -71,14 +74,22 @@ class Discovery(nn.Module):
         log_q_cont = c.new_zeros(R)
         log_q_pres = c.new_zeros(R)
         for j in range(N):
+            if j > 0 and not (torch.is_grad_enabled() or torch.compiler.is_compiling()) and not bool(pres.any()):
+                # every row's stopping chain has ended: the remaining slots are absent and add nothing to
+                # the weights (exact); without gradients (tracking, evaluation) and uncompiled we skip them
+                whats += [torch.zeros_like(what)] * (N - j)
+                wheres += [torch.zeros_like(where)] * (N - j)
+                press += [pres] * (N - j)
+                break
             h = self.rnn(torch.cat([image_features, c, what, where, pres.unsqueeze(-1)], -1), h)
             where_loc, raw = self.where_param(h)
+            where_loc = cap_scale(where_loc, cfg.max_scale)
             where_std = softplus_std(raw, cfg.min_std)
             where = sample_normal(where_loc, where_std, sample)
             glimpse = image_to_glimpse(image, where.view(B, K, 4), cfg.glimpse_size).flatten(0, 1)  # [R, C, h, w]
             what_loc, what_std = self.glimpse_encoder(glimpse)
             what = sample_normal(what_loc, what_std, sample)
-            logit = self.pres_predictor(torch.cat([h, what], -1))
+            logit = self.pres_predictor(torch.cat([h, what], -1)) + self.presence_offset
             if max_allowed is not None:  # the paper's cap: slot j exists only if j < N - n_propagated
                 logit = mask_logit(logit, (max_allowed > j).to(logit.dtype), cfg.mask_logit)
             logit = mask_logit(logit, pres, cfg.mask_logit)

@@ -35,6 +35,7 @@ from torch import Tensor
 from sqair_world.checkpoint import CheckpointError, load_model
 from sqair_world.metrics import addition_accuracy, count_accuracy, tracking_scores
 from sqair_world.spatial import pixel_boxes
+from sqair_world.speed import flush_denormals
 
 PAPER_TABLE1 = {  # reference §9
     "conv-sqair": (6784.8, 6923.8, 134.6, 0.9974, 0.9990), "mlp-sqair": (6617.6, 6786.5, 164.5, 0.9986, 0.9998),
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--visible-threshold is a fraction in [0, 1], got {args.visible_threshold}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    flush_denormals()
     from sqair_world.train import select_device
 
     try:

@@ -90,16 +90,19 @@ class SQAIR(nn.Module):
         return TrackState(Slots(*(pick(n, o) for n, o in zip(fresh.z, state.z))),
                           *(pick(n, o) for n, o in zip(fresh[1:], state[1:])))
 
-    def set_background(self, image: Tensor) -> None:
-        """Initialise the trainable mean image, e.g. to the training-set mean frame ``[C, H, W]``."""
+    def set_background(self, image: Tensor, trainable: bool = True) -> None:
+        """Initialise the mean image, e.g. to the training-set mean frame ``[C, H, W]``; ``trainable=False``
+        freezes it (an exact scene background such as an Atari maze)."""
         if tuple(image.shape) != tuple(self.cfg.image_shape):
             raise ValueError(f"background must have shape {self.cfg.image_shape}, got {tuple(image.shape)}")
         with torch.no_grad():
             self.mean_image.copy_(image)
+        self.mean_image.requires_grad_(trainable)
 
     # ------------------------------------------------------------------ rendering
     def render(self, z: Slots) -> Tensor:
-        """Canvas = sum_n pres_n warp^-1(decode(what_n)) + mean_image * soft mask (reference §2.3).
+        """Canvas = sum_n pres_n warp^-1(decode(what_n)) + mean_image * soft mask (reference §2.3), or
+        + mean_image everywhere with ``SQAIRConfig.background = "full"``.
 
         ``z: [*, N, ...]`` -> ``[*, C, H, W]``; no occlusion, no clipping (as released).
         """
@@ -114,8 +117,11 @@ class SQAIR(nn.Module):
         rows = (by.unsqueeze(2) @ glimpses)  # [M, N, C, H, w]
         rows = rows.permute(0, 2, 3, 1, 4).reshape(M, C, H, N * w)
         canvas = rows @ bx.transpose(-1, -2).reshape(M, 1, N * w, W)  # [M, C, H, W]
-        cover = by.sum(-1).transpose(1, 2) @ bx.sum(-1)  # [M, H, W] = sum_n pres_n warp^-1(ones)_n
-        canvas = canvas + self.mean_image * torch.sigmoid(-10 + 20 * cover).unsqueeze(1)
+        if cfg.background == "masked":  # reference: the mean image only shows where objects are written
+            cover = by.sum(-1).transpose(1, 2) @ bx.sum(-1)  # [M, H, W] = sum_n pres_n warp^-1(ones)_n
+            canvas = canvas + self.mean_image * torch.sigmoid(-10 + 20 * cover).unsqueeze(1)
+        else:  # "full": a scene background (Atari maze) behind additive objects
+            canvas = canvas + self.mean_image
         return canvas.view(*lead, C, H, W)
 
     # ------------------------------------------------------------------ one time step
@@ -133,7 +139,7 @@ class SQAIR(nn.Module):
         feats = image_features.repeat_interleave(K, 0)  # [R, H]
         zero = feats.new_zeros(R)
         if self.propagation is not None and not first:
-            prop = self.propagation(image, state.z, state.h_temporal, state.h_prior, sample)
+            prop = self.propagation(self.foreground(image), state.z, state.h_temporal, state.h_prior, sample)
             prop_z = Slots(prop.what, prop.where, prop.pres, torch.where(prop.pres > 0, state.z.id, -1))
             e = prior_presence_summary(prop.prior_pres_logit, N)
             t_pos = (state.t > 0).to(feats.dtype)
@@ -148,7 +154,7 @@ class SQAIR(nn.Module):
         n_prop = prop_z.pres.sum(-1)
         c = self.discovery.condition(prop_z)
         max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
-        disc = self.discovery(image, feats, c, e, t_pos, max_allowed, sample)
+        disc = self.discovery(self.foreground(image), feats, c, e, t_pos, max_allowed, sample)
 
         new_state, is_new = self._merge(state, prop_z, Slots(disc.what, disc.where, disc.pres, torch.full_like(prop_z.id, -1)),
                                         h_temporal, h_prior)
@@ -180,9 +186,14 @@ class SQAIR(nn.Module):
         return TrackState(z, take(h_temporal, h_t0), take(h_prior, h_p0), state.next_id + is_new.sum(-1), state.t + 1), is_new
 
     # ------------------------------------------------------------------ sequences
+    def foreground(self, x: Tensor) -> Tensor:
+        """What the encoders see: the frame, or with ``background="full"`` the frame minus the background, the
+        same residual the objects are added to explain (``[..., C, H, W]``, any leading axes)."""
+        return x - self.mean_image if self.cfg.background == "full" else x
+
     def encode_images(self, x: Tensor) -> Tensor:
         """Image encoder over all frames at once: ``[T, B, C, H, W]`` -> ``[T, B, H]``."""
-        return self.image_encoder(x)
+        return self.image_encoder(self.foreground(x))
 
     def forward(self, x: Tensor, k: int | None = None, sample: bool = True) -> SequenceOutput:
         """IWAE bound and VIMCO surrogate for ``x: [T, B, C, H, W]`` floats in [0, 1] with ``k`` particles."""
@@ -231,7 +242,7 @@ class SQAIR(nn.Module):
             raise ValueError(f"state has {state.z.pres.shape[0]} rows but x_t has batch {B}")
         first = self.propagation is None or not bool((state.t > 0).any())
         # AIR keeps this frame's objects in the returned state (callers read them); the next step ignores them
-        return self.step(state, x_t, self.image_encoder(x_t), sample, first)
+        return self.step(state, x_t, self.encode_images(x_t), sample, first)
 
     # ------------------------------------------------------------------ imagination
     @torch.no_grad()

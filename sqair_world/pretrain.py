@@ -130,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
     if hasattr(model, "set_background"):
         import torch
 
-        model.set_background(torch.as_tensor(background))
+        # the Atari maze (median frame, pellets erased) is exact: keep it fixed so sprites do not smear into it
+        model.set_background(torch.as_tensor(background), trainable=exp.data != "atari")
     trainer = Trainer(model, train_x, val_x, cfg, experiment=exp.name, val_counts=val_counts,
                       on_validate=_image_summary)
     if args.resume:

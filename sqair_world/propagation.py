@@ -21,7 +21,7 @@ from sqair_world.distributions import (bernoulli_log_prob, mask_logit, mvn_tril_
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
 from sqair_world.nn import GRUCell, MLP, VanillaRNNCell, linear, softplus_std
 from sqair_world.priors import PropagationPrior
-from sqair_world.spatial import image_to_glimpse
+from sqair_world.spatial import cap_scale, image_to_glimpse
 from sqair_world.types import Slots
 
 
@@ -60,13 +60,12 @@ class Propagation(nn.Module):
         self.pres_predictor = StepsPredictor(2 * H + D, Hs, cfg.prop_step_bias)
         self.prior = PropagationPrior(cfg)
 
-    def _scale_tril(self, std: Tensor) -> Tensor:
-        """diag(std) (L + I): ``[R, 4]`` -> ``[R, 4, 4]``."""
-        eye = torch.eye(4, dtype=std.dtype, device=std.device)
+    def _unit_tril(self) -> Tensor:
+        """L + I ``[4, 4]``: the learned lower-triangular factor (or I without full covariance)."""
+        eye = torch.eye(4, dtype=self.h_relation0.dtype, device=self.h_relation0.device)
         if not self.cfg.prop_where_full_cov:
-            return std.unsqueeze(-1) * eye
-        L = self.cholesky.new_zeros(4, 4).index_put((self.tril_idx[0], self.tril_idx[1]), self.cholesky)
-        return std.unsqueeze(-1) * (L + eye)
+            return eye
+        return self.cholesky.new_zeros(4, 4).index_put((self.tril_idx[0], self.tril_idx[1]), self.cholesky) + eye
 
     def _glimpse(self, image: Tensor, where: Tensor, mask: Tensor, K: int) -> tuple[Tensor, Tensor]:
         """Masked glimpses at ``where [R, M, 4]`` encoded to (loc, std) ``[R, M, D]``."""
@@ -99,14 +98,19 @@ class Propagation(nn.Module):
         out_what, out_where, out_pres, out_h = [], [], [], []
         log_q_cont, log_q_pres = h_rel.new_zeros(R), h_rel.new_zeros(R)
         log_p_cont = h_rel.new_zeros(R)
-        for i in range(N):
+        # Slots absent at t-1 stay absent and add nothing to the weights; present slots are packed first, so
+        # without gradients (tracking, evaluation) we stop after the last slot present in any row (not when
+        # compiled: a data-dependent loop length would break the graph).
+        n_active = N if torch.is_grad_enabled() or torch.compiler.is_compiling() else int(prev.pres.sum(-1).max())
+        unit_tril = self._unit_tril()
+        for i in range(n_active):
             what_p, where_p, pres_p, h_t = prev.what[:, i], prev.where[:, i], prev.pres[:, i], h_temporal[:, i]
             h_rel = self.relation_rnn(torch.cat([proposal[:, i], carry, what_p, where_p, pres_p.unsqueeze(-1), h_t], -1), h_rel)
             # where: residual update with a full-covariance posterior
             delta, raw = self.where_param(torch.cat([h_rel, where_p, h_t], -1))
             std = softplus_std(raw + cfg.prop_where_std_shift, cfg.min_std)
-            loc = where_p + cfg.where_update_scale * delta
-            scale_tril = self._scale_tril(std)
+            loc = cap_scale(where_p + cfg.where_update_scale * delta, cfg.max_scale)
+            scale_tril = std.unsqueeze(-1) * unit_tril  # diag(std) (L + I)
             eps = torch.randn_like(loc) if sample else torch.zeros_like(loc)
             where = loc + (scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
             # what: masked glimpse at the new position, temporal GRU, gated update
@@ -132,6 +136,9 @@ class Propagation(nn.Module):
             carry = torch.cat([what, where, pres.unsqueeze(-1)], -1)
             out_what.append(what), out_where.append(where), out_pres.append(pres), out_h.append(h_t_new)
 
+        for i in range(n_active, N):  # skipped absent slots: keep their old values
+            out_what.append(prev.what[:, i]), out_where.append(prev.where[:, i])
+            out_pres.append(prev.pres[:, i]), out_h.append(h_temporal[:, i])
         pres_s = torch.stack(out_pres, 1)
         # objects that disappear pay only the Bernoulli term (reference §3.3)
         log_p_pres = (prev.pres * bernoulli_log_prob(pres_s, prior.pres_logit)).sum(-1)

@@ -31,3 +31,10 @@ def authors_learning_rate(step: int, base: float = 1e-5, total: int = 2_000_000)
 def warmup_constant(step: int, base: float, warmup: int = 200) -> float:
     """Linear warm-up over ``warmup`` steps, then constant: the fast CPU recipe's learning rate."""
     return base * min(1.0, (step + 1) / max(1, warmup))
+
+
+def linear_decay(step: int, start: float, steps: int) -> float:
+    """``start`` at step 0, falling linearly to 0 at ``steps`` (0 throughout when ``steps`` <= 0)."""
+    if steps <= 0:
+        return 0.0
+    return start * max(0.0, 1.0 - step / steps)

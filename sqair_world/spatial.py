@@ -13,6 +13,8 @@ of the matrices' row sums. Both equal ``grid_sample`` on an ``affine_grid`` (tes
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,6 +31,17 @@ def where_to_scale_shift(where: Tensor) -> tuple[Tensor, Tensor]:
     """``[..., 4]`` logits -> scale ``[..., 2]`` (sx, sy) in (0, 1] and shift ``[..., 2]`` (tx, ty) in (-1, 1)."""
     scale = _clip_min_straight_through(torch.sigmoid(where[..., :2]), MIN_SCALE)
     return scale, torch.tanh(where[..., 2:])
+
+
+def cap_scale(where: Tensor, max_scale: float) -> Tensor:
+    """Softly cap the scale logits (sx, sy) of ``where [..., 4]`` at c = logit(max_scale): c - softplus(c - x).
+
+    Applied to the posterior's mean where (SQAIRConfig.max_scale); the identity for ``max_scale`` = 1.
+    """
+    if max_scale >= 1.0:
+        return where
+    c = math.log(max_scale / (1.0 - max_scale))
+    return torch.cat([c - F.softplus(c - where[..., :2]), where[..., 2:]], -1)
 
 
 def where_to_box(where: Tensor) -> Tensor:

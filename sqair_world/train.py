@@ -34,7 +34,8 @@ from torch import Tensor, nn
 from sqair_world.checkpoint import FORMAT, atomic_torch_save, model_from_payload, model_payload, safe_torch_load
 from sqair_world.config import config_from_dict
 from sqair_world.distributed import any_rank, init_distributed, select_device
-from sqair_world.schedules import authors_learning_rate, curriculum_length, warmup_constant
+from sqair_world.schedules import authors_learning_rate, curriculum_length, linear_decay, warmup_constant
+from sqair_world.speed import accelerate, flush_denormals, reduced_precision_matmul
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,16 @@ class TrainConfig:
     """Show a tqdm progress bar."""
     num_threads: Optional[int] = None
     """torch CPU threads (None: torch's default)."""
+    presence_warmup: float = 0.0
+    """Offset added to the discovery presence logits at step 0, decaying linearly to 0 over presence_warmup_steps
+    (objects stay on while the decoder learns; without it small sprites' presence collapses to 0 early)."""
+    presence_warmup_steps: int = 0
+    """Length of that warm-up (0: none)."""
+    compile: bool = False
+    """torch.compile the per-frame step (1-2 min of compilation at start; 1.4x faster on a 2-core CPU)."""
+    fast_matmul: bool = False
+    """float32 matmuls computed in TF32 (CUDA) or bfloat16 (CPU, oneDNN; measured slower than float32 at this
+    model's sizes on a 2-core Xeon, docs/training.md "Speed")."""
 
     def __post_init__(self) -> None:
         if self.recipe not in ("auto", "fast", "faithful"):
@@ -186,6 +197,9 @@ class Trainer:
         self.cfg = cfg.resolved(self.device)
         if self.cfg.num_threads:
             torch.set_num_threads(self.cfg.num_threads)
+        flush_denormals()  # masked presence logits make denormals that slow MKL's matmuls (speed.py)
+        if self.cfg.fast_matmul:
+            reduced_precision_matmul()
         if self.cfg.batch_size % self.dist.world:
             raise ValueError(f"batch_size {self.cfg.batch_size} (the global batch) must be divisible by the number of "
                              f"processes {self.dist.world}")
@@ -194,6 +208,8 @@ class Trainer:
         self.experiment = experiment
         self.run_dir = Path(self.cfg.run_dir or Path("runs") / experiment)
         self.model = model.to(self.device)
+        if self.cfg.compile:
+            accelerate(self.model)
         self.train_x, self.val_x, self.val_counts = train_x, val_x, val_counts
         self.opt = make_optimizer(self.model, self.cfg)
         self.step = 0
@@ -257,6 +273,9 @@ class Trainer:
         x, idx = self.batch(self.step)
         for group in self.opt.param_groups:
             group["lr"] = learning_rate(self.step, self.cfg)
+        discovery = getattr(self.model, "discovery", None)
+        if discovery is not None:
+            discovery.presence_offset.fill_(linear_decay(self.step, self.cfg.presence_warmup, self.cfg.presence_warmup_steps))
         module = self.ddp or self.model
         out = module(x, k=self.cfg.k_particles, sample=not self.cfg.deterministic)
         if any_rank([not bool(torch.isfinite(out.loss))], self.dist, self.device)[0]:  # all ranks stop together
@@ -286,6 +305,8 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         self.model.eval()
+        if getattr(self.model, "discovery", None) is not None:
+            self.model.discovery.presence_offset.fill_(0.0)  # validate the model as it will be used (no warm-up)
         T = self.seq_len(self.step)
         tot: dict[str, float] = {}
         n = self.val_x.shape[1]

@@ -16,11 +16,16 @@ def test_atari_eval_cli_smoke(tmp_path, capsys):
     save_model(ckpt, build_model("mlp-sqair", **{**ATARI_MODEL, "n_hidden": 16, "n_what": 4, "n_hidden_small": 8}),
                extra={"env_id": "ALE/Pacman-v5"})
     out = subprocess.run([sys.executable, "-m", "sqair_world.wrappers.atari_eval", "--checkpoint", str(ckpt), "--steps", "30",
-                          "--gif", str(tmp_path / "ep.gif"), "--gif-steps", "5", "--json", str(tmp_path / "r.json")],
+                          "--gif", str(tmp_path / "ep.gif"), "--gif-steps", "5", "--json", str(tmp_path / "r.json"),
+                          "--reconstructions", str(tmp_path / "rec.png")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     r = json.loads((tmp_path / "r.json").read_text())
     assert 0.0 <= r["count_acc"] <= 1.0 and r["steps"] == 30 and (tmp_path / "ep.gif").stat().st_size > 0
+    import imageio.v3 as iio
+
+    rec = iio.imread(tmp_path / "rec.png")  # 3 sequences x (input, reconstruction) rows of 6 frames at 2x
+    assert rec.shape[0] > 6 * 84 * 2 and rec.shape[1] > 6 * 84 * 2 and rec.shape[2] == 3
     from sqair_world.wrappers.atari_eval import main  # the error path in-process
 
     assert main(["--env", "ALE/MsPacman-v5", "--checkpoint", str(ckpt), "--steps", "5"]) == 2

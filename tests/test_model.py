@@ -86,7 +86,7 @@ def test_discovery_count_is_the_modified_geometric():
     torch.manual_seed(3)
     R = 4000
     image = torch.rand(1, 1, 24, 24).expand(R, 1, 24, 24)
-    feats = model.image_encoder(image)
+    feats = model.encode_images(image)
     c = torch.zeros(R, 32)
     out = disc(image, feats, c, torch.full((R, 1), -0.5), torch.zeros(R), None)
     n = out.pres.sum(-1).long()
@@ -124,6 +124,30 @@ def test_all_absent_rows_are_finite():
     model = tiny(disc_step_bias=-50.0)
     out = model(torch.rand(3, 2, 1, 24, 24))
     assert out.count.sum() == 0 and torch.isfinite(out.iwae).all()
+
+
+@pytest.mark.parametrize("disc_step_bias", [-50.0, 0.0, 2.0])
+def test_inference_without_gradients_skips_absent_slots_exactly(disc_step_bias):
+    # without gradients, discovery stops once every row's chain has ended and propagation after the last
+    # present slot; the present slots, identities and weights must equal the full computation
+    model = tiny(disc_step_bias=disc_step_bias).eval()
+    x = torch.rand(4, 3, 1, 24, 24)
+    runs = []
+    for grad in (True, False):
+        outs = []
+        with torch.set_grad_enabled(grad):
+            for t in range(4):
+                out = model.step(outs[-1].state if outs else model.initial_state(3), x[t], model.encode_images(x[t]),
+                                 sample=False, first=t == 0)
+                outs.append(out)
+        runs.append(outs)
+    for full, fast in zip(*runs):
+        p = full.state.z.pres
+        assert torch.equal(p, fast.state.z.pres) and torch.equal(full.state.z.id, fast.state.z.id)
+        assert torch.allclose(full.state.z.where * p[..., None], fast.state.z.where * p[..., None], atol=1e-5)
+        assert torch.allclose(full.state.z.what * p[..., None], fast.state.z.what * p[..., None], atol=1e-5)
+        for name in ("log_lik", "log_q", "log_p"):
+            assert torch.allclose(getattr(full, name), getattr(fast, name), atol=1e-3), name
 
 
 def test_identities_persist_when_forced_to_propagate():
@@ -228,3 +252,15 @@ def test_air_forgets_objects_between_frames():
     assert torch.all(out.num_prop == 0) and torch.all(out.num_disc == 3)
     ids = out.latents.id
     assert torch.all(ids[1] == ids[0] + 3)  # fresh identities every frame: AIR does not track
+
+
+def test_full_background_shows_everywhere_and_masked_only_under_objects():
+    bg = torch.rand(1, 24, 24)
+    for mode in ("masked", "full"):
+        model = tiny(background=mode)
+        model.set_background(bg, trainable=False)
+        assert not model.mean_image.requires_grad
+        empty = model.initial_state(2).z  # no objects present
+        canvas = model.render(empty)
+        expected = bg.expand(2, 1, 24, 24) if mode == "full" else torch.sigmoid(torch.tensor(-10.0)) * bg
+        assert torch.allclose(canvas, expected, atol=1e-6), mode

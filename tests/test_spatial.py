@@ -71,3 +71,27 @@ def test_scale_floor_is_straight_through():
     assert s[0, 0] >= 1e-4
     s.sum().backward()
     assert where.grad[0, 0] != 0 or torch.sigmoid(torch.tensor(-30.0)) * (1 - torch.sigmoid(torch.tensor(-30.0))) == 0
+
+
+def test_cap_scale_bounds_the_box_size_and_is_the_identity_without_a_cap():
+    from sqair_world.spatial import cap_scale
+
+    where = torch.randn(100, 4) * 5
+    assert torch.equal(cap_scale(where, 1.0), where)
+    capped = cap_scale(where, 0.15)
+    assert torch.equal(capped[:, 2:], where[:, 2:])
+    assert (torch.sigmoid(capped[:, :2]) <= 0.15 + 1e-6).all()
+    small = torch.full((1, 4), -8.0)  # far below the cap (scale 3e-4 against 0.15): nearly unchanged
+    assert torch.allclose(cap_scale(small, 0.15), small, atol=0.01)
+
+
+def test_posterior_mean_boxes_respect_max_scale():
+    from sqair_world.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mlp-sqair", image_shape=(1, 24, 24), glimpse_size=(6, 6), n_what=4, n_hidden=16,
+                        n_hidden_small=8, max_scale=0.2, disc_step_bias=30.0, prop_step_bias=30.0)
+    state = None
+    for t in range(3):
+        state = model.online_step(state, torch.rand(2, 1, 24, 24)).state
+        assert (torch.sigmoid(state.z.where[..., :2]) <= 0.2 + 1e-6).all()

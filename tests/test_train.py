@@ -10,7 +10,8 @@ import torch.multiprocessing as mp
 
 from sqair_world.checkpoint import CheckpointError, load_model
 from sqair_world.registry import build_model
-from sqair_world.schedules import authors_learning_rate, curriculum_length, piecewise_constant, warmup_constant
+from sqair_world.schedules import (authors_learning_rate, curriculum_length, linear_decay, piecewise_constant,
+                                  warmup_constant)
 from sqair_world.train import TrainConfig, Trainer, TrainingDiverged, batch_indices, tf_rmsprop
 
 TINY_MODEL = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=4, n_hidden=16, n_hidden_small=8, max_objects=2)
@@ -34,6 +35,19 @@ def test_schedules_are_pure_functions_of_the_step():
     assert authors_learning_rate(0) == 1e-5 and authors_learning_rate(400_000) == pytest.approx(1e-5 / 3)
     assert authors_learning_rate(1_000_000) == pytest.approx(1e-5 / 9)
     assert piecewise_constant(5, [3, 10], [1, 2, 3]) == 2 and warmup_constant(0, 1.0, 10) == pytest.approx(0.1)
+    assert [linear_decay(s, 8.0, 100) for s in (0, 50, 100, 500)] == [8.0, 4.0, 0.0, 0.0]
+    assert linear_decay(0, 8.0, 0) == 0.0
+
+
+def test_presence_warmup_offsets_discovery_during_training_only(tmp_path):
+    tr = _trainer(tmp_path, 3, presence_warmup=6.0, presence_warmup_steps=4)
+    tr.train_step()
+    assert tr.model.discovery.presence_offset.item() == pytest.approx(6.0)
+    tr.train_step()
+    assert tr.model.discovery.presence_offset.item() == pytest.approx(4.5)
+    tr.validate()
+    assert tr.model.discovery.presence_offset.item() == 0.0
+    assert "presence_offset" not in tr.model.state_dict()  # not saved: a loaded model has no warm-up
 
 
 def test_tf_rmsprop_starts_with_unit_square_average():

@@ -1,10 +1,12 @@
 """Quality of a SQAIR Atari checkpoint against the console RAM (evaluation only) and an episode GIF.
 
     python -m sqair_world.wrappers.atari_eval --env ALE/Pacman-v5 [--checkpoint PATH] [--steps 1000] [--gif episode.gif]
+                                              [--reconstructions recon.png]
 
 Ground truth: the sprite centres read from RAM (player, ghosts, fruit) mapped to the 84x84 frame. Counting
-accuracy compares the number of present slots with the number of sprites inside the frame; MOTA and IDF1
-match inferred box centres to sprite centres within ``--max-distance`` pixels (motmetrics).
+accuracy (and mean absolute error) compares the number of present slots with the number of sprites inside the
+frame; recall, precision, MOTA and IDF1 match inferred box centres to sprite centres within ``--max-distance``
+pixels (motmetrics).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
     acc = mm.MOTAccumulator(auto_id=True)
-    hits, bounds, action = [], [], 0
+    hits, count_err, bounds, action = [], [], [], 0
     for _ in range(steps):
         if rng.random() < 0.25:
             action = int(rng.integers(env.action_space.n))
@@ -44,18 +46,37 @@ def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000
         pres = obs["pres"] > 0
         centres = obs["where"][pres, :2] * 84
         hits.append(pres.sum() == inside.sum())
+        count_err.append(abs(int(pres.sum()) - int(inside.sum())))
         bounds.append(info["sqair_bound"])
         gt = truth[inside]
         d = np.sqrt(((gt[:, None] - centres[None]) ** 2).sum(-1)) if len(gt) and len(centres) else np.empty((len(gt), len(centres)))
         acc.update(np.flatnonzero(inside).tolist(), obs["id"][pres].tolist(), np.where(d <= max_distance, d, np.nan))
-    summary = mm.metrics.create().compute(acc, metrics=["mota", "motp", "idf1", "num_switches"], name="run")
-    result = {"env_id": env_id, "steps": steps, "count_acc": float(np.mean(hits)), "mota": float(summary["mota"].iloc[0]),
+    summary = mm.metrics.create().compute(acc, metrics=["mota", "motp", "idf1", "num_switches", "recall", "precision"],
+                                          name="run")
+    result = {"env_id": env_id, "steps": steps, "count_acc": float(np.mean(hits)),
+              "count_mean_abs_error": float(np.mean(count_err)), "recall": float(summary["recall"].iloc[0]),
+              "precision": float(summary["precision"].iloc[0]), "mota": float(summary["mota"].iloc[0]),
               "motp_px": float(summary["motp"].iloc[0]), "idf1": float(summary["idf1"].iloc[0]),
               "num_switches": int(summary["num_switches"].iloc[0]), "mean_step_bound": float(np.mean(bounds)),
               "max_distance_px": max_distance}
     if gif:
         record_episode_gif(env, gif, max_steps=gif_steps, seed=seed + 1)
     return result
+
+
+def write_reconstructions(env_id: str, checkpoint: str | None, path: str, seed: int = 0, num_sequences: int = 3,
+                          seq_len: int = 6) -> None:
+    """Inputs and reconstructions (posterior means, one particle) with boxes coloured by identity, as a PNG."""
+    from sqair_world.envs.factory import load_default_model
+    from sqair_world.figures import reconstruction_strip
+    from sqair_world.viz import save_png
+    from sqair_world.wrappers.atari import collect_sequences
+
+    model = load_default_model(env_id.split("/")[-1].split("-")[0], checkpoint).float().eval()
+    x = torch.from_numpy(collect_sequences(env_id, num_sequences, seq_len, seed + 1)).float() / 255
+    with torch.no_grad():
+        out = model(x, k=1, sample=False)
+    save_png(path, reconstruction_strip(x, out, num_sequences, scale=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-distance", type=float, default=5.0, help="pixels (84x84 frame) for a match")
     p.add_argument("--gif", default=None, help="also write a GIF of a played episode with tracked boxes")
     p.add_argument("--gif-steps", type=int, default=200, help="length of the GIF episode (at most)")
+    p.add_argument("--reconstructions", default=None, help="also write a PNG of inputs and reconstructions with boxes")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     from sqair_world.checkpoint import CheckpointError
@@ -76,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate_atari(args.env, args.checkpoint, args.steps, args.seed, args.max_distance, args.gif,
                                 gif_steps=args.gif_steps)
+        if args.reconstructions:
+            write_reconstructions(args.env, args.checkpoint, args.reconstructions, args.seed)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

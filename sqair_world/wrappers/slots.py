@@ -4,8 +4,8 @@ Observation (a ``Dict`` space, N slots, D = size of z_what):
 
 - ``pres``  float32 ``[N]``: 1 for a present object, 0 for an empty slot (present slots come first);
 - ``where`` float32 ``[N, 4]``: (x_centre, y_centre, width, height) of the object's box as fractions of the
-  image width and height, in [0, 1] (x to the right, y down; empty slots hold their last value);
-- ``what``  float32 ``[N, D]``: the appearance code;
+  image width and height, in [0, 1] (x to the right, y down); zeros for empty slots;
+- ``what``  float32 ``[N, D]``: the appearance code; zeros for empty slots;
 - ``id``    int64 ``[N]``: track identity, stable while the object is tracked; -1 for empty slots;
 - ``frame`` uint8 ``[H, W, C]`` (optional): the frame the model saw;
 - ``imagined`` float32 ``[H_im, N, 5]`` (optional): mean over samples of (pres, where) imagined H_im steps ahead.
@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from sqair_world.spatial import pixel_boxes, where_to_box
+from sqair_world.speed import accelerate
 from sqair_world.types import Slots, StepOutput, TrackState
 
 ID_HIGH = 2**31 - 1
@@ -110,12 +111,14 @@ class SlotEncoder:
 
     def __init__(self, model, num_envs: int, num_slots: int | None = None, device: str | torch.device = "auto",
                  sample: bool = False, imagine_horizon: int = 0, imagine_samples: int = 4,
-                 threads: int | None = 1) -> None:
+                 threads: int | None = 1, compile: bool = False) -> None:
         self.device = resolve_device(device)
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None (leave torch's setting), got {threads}")
         self.threads = threads
         self.model = model.to(self.device).eval()
+        if compile:  # about 2x faster steps after 30-60 s of compilation at the first steps (docs/gym.md, Speed)
+            accelerate(self.model, dynamic=None)
         self.num_envs = num_envs
         self.num_slots = num_slots or model.cfg.max_objects
         if self.num_slots < 1:
@@ -182,10 +185,11 @@ class SlotEncoder:
 
     def slots_to_numpy(self, z: Slots) -> dict[str, np.ndarray]:
         """Slots ``[E, N, ...]`` -> the observation arrays (see module docstring)."""
-        box = where_to_box(z.where).clamp(0, 1)
+        present = z.pres.unsqueeze(-1)
+        box = where_to_box(z.where).clamp(0, 1) * present
         return {"pres": self._fit_slots(z.pres, 1).cpu().numpy().astype(np.float32),
                 "where": self._fit_slots(box, 1).cpu().numpy().astype(np.float32),
-                "what": self._fit_slots(z.what, 1).cpu().numpy().astype(np.float32),
+                "what": self._fit_slots(z.what * present, 1).cpu().numpy().astype(np.float32),
                 "id": self._fit_slots(torch.where(z.pres > 0, z.id, -1), 1, -1).cpu().numpy().astype(np.int64)}
 
     def imagine(self, horizon: int, num_samples: int = 1, render: bool = False, rows: Tensor | None = None) -> dict[str, np.ndarray]:
@@ -232,14 +236,14 @@ class SQAIRObservation(gym.Wrapper):
 
     def __init__(self, env: gym.Env, model, device: str | torch.device = "auto", num_slots: int | None = None,
                  include_frame: bool = False, imagine_horizon: int = 0, imagine_samples: int = 4,
-                 sample: bool = False, threads: int | None = 1) -> None:
+                 sample: bool = False, threads: int | None = 1, compile: bool = False) -> None:
         super().__init__(env)
         space = env.observation_space
         C, H, W = model.cfg.image_shape
         if not isinstance(space, gym.spaces.Box) or tuple(space.shape[-3:] if len(space.shape) == 3 else space.shape + (1,)) != (H, W, C):
             raise ValueError(f"the checkpoint reads frames of shape (H, W, C) = {(H, W, C)}, but the env's observation "
                              f"space is {space}; use matching preprocessing or another checkpoint")
-        self.encoder = SlotEncoder(model, 1, num_slots, device, sample, imagine_horizon, imagine_samples, threads)
+        self.encoder = SlotEncoder(model, 1, num_slots, device, sample, imagine_horizon, imagine_samples, threads, compile)
         self.include_frame = include_frame
         self.observation_space = slot_space(model, self.encoder.num_slots, include_frame, space, imagine_horizon)
         self._frame: np.ndarray | None = None

@@ -36,9 +36,10 @@ class SQAIRVectorObservation(VectorWrapper):
     """
 
     def __init__(self, env: VectorEnv, model, device: str | torch.device = "auto", num_slots: int | None = None,
-                 include_frame: bool = False, sample: bool = False, threads: int | None = 1) -> None:
+                 include_frame: bool = False, sample: bool = False, threads: int | None = 1,
+                 compile: bool = False) -> None:
         super().__init__(env)
-        self.encoder = SlotEncoder(model, env.num_envs, num_slots, device, sample, threads=threads)
+        self.encoder = SlotEncoder(model, env.num_envs, num_slots, device, sample, threads=threads, compile=compile)
         self.include_frame = include_frame
         self.single_observation_space = slot_space(model, self.encoder.num_slots, include_frame, env.single_observation_space)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, env.num_envs)
@@ -109,8 +110,9 @@ class SQAIRVecEnv(_sb3()):
     """
 
     def __init__(self, venv, model, device: str | torch.device = "auto", num_slots: int | None = None,
-                 include_frame: bool = False, sample: bool = False, threads: int | None = 1) -> None:
-        self.encoder = SlotEncoder(model, venv.num_envs, num_slots, device, sample, threads=threads)
+                 include_frame: bool = False, sample: bool = False, threads: int | None = 1,
+                 compile: bool = False) -> None:
+        self.encoder = SlotEncoder(model, venv.num_envs, num_slots, device, sample, threads=threads, compile=compile)
         self.include_frame = include_frame
         space = slot_space(model, self.encoder.num_slots, include_frame, venv.observation_space)
         super().__init__(venv, observation_space=space)

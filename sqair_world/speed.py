@@ -1,0 +1,46 @@
+"""CPU/GPU speed switches for training and evaluation, kept out of the model maths.
+
+- :func:`flush_denormals`: presence logits of absent slots are masked to -88 (reference §2.3), so
+  sigmoid/softplus produce values near 6e-39, below float32's smallest normal number. Denormal
+  operands make MKL's matrix products several times slower: a training iteration of MLP-SQAIR took
+  1.13 s with them and 0.70 s without (bench/bench_model.py, 2 threads). Flushing them to zero
+  changes nothing a float32 sum could see.
+- :func:`reduced_precision_matmul`: float32 matrix products computed internally in bfloat16 (oneDNN on
+  CPUs with AMX / avx512_bf16) or TF32 (CUDA). Tensors stay float32, so samples, log-densities and
+  the bound are computed in float32; only the products lose mantissa bits (about 3 significant
+  digits). Opt-in (``TrainConfig.fast_matmul``); docs/training.md shows the learning curves, and that on
+  a 2-core Xeon it is slower than float32 at this model's matrix sizes (it pays on GPUs, as TF32).
+- :func:`accelerate`: ``torch.compile`` of the per-frame step, which fuses the few hundred small
+  element-wise ops of a frame into a few dozen kernels. Opt-in (``TrainConfig.compile``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def flush_denormals() -> bool:
+    """Treat denormal floats as zero on the CPU (this thread and the threads it starts). Returns whether
+    the CPU supports it (x86 with SSE3)."""
+    return torch.set_flush_denormal(True)
+
+
+def reduced_precision_matmul(enable: bool = True) -> None:
+    """Process-wide: float32 matmuls in bfloat16 on the CPU (oneDNN) and TF32 on CUDA (``enable``), or IEEE float32."""
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16" if enable else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = "tf32" if enable else "ieee"
+
+
+def accelerate(model: nn.Module, dynamic: bool | None = False) -> nn.Module:
+    """``torch.compile`` the model's ``step``, the per-frame function its ``forward`` and ``online_step`` call, in place.
+
+    ``dynamic=False`` (training): one graph per batch size, plus one for the first frame, compiled on first
+    use (20-120 s on 2 CPU cores; inductor caches the kernels on disk). ``None`` (env wrappers, whose row
+    subsets vary): torch's automatic dynamic shapes after the first recompilation. ``state_dict`` is
+    unchanged: the compiled step is an instance attribute over the plain method.
+    """
+    model.step = torch.compile(type(model).step.__get__(model), dynamic=dynamic)
+    return model
+
+
+__all__ = ["accelerate", "flush_denormals", "reduced_precision_matmul"]
