@@ -17,7 +17,7 @@ from sqair_world.config import SQAIRConfig
 from sqair_world.distributions import (bernoulli_log_prob, mask_logit, normal_log_prob, sample_bernoulli,
                                        sample_normal, std_normal_log_prob)
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
-from sqair_world.nn import MLP, VanillaRNNCell, softplus_std
+from sqair_world.nn import MLP, VanillaRNNCell, eager_inference, softplus_std
 from sqair_world.priors import DiscoveryPrior
 from sqair_world.spatial import cap_scale, image_to_glimpse
 from sqair_world.types import Slots
@@ -74,7 +74,7 @@ class Discovery(nn.Module):
         log_q_cont = c.new_zeros(R)
         log_q_pres = c.new_zeros(R)
         for j in range(N):
-            if j > 0 and not (torch.is_grad_enabled() or torch.compiler.is_compiling()) and not bool(pres.any()):
+            if j > 0 and eager_inference() and not bool(pres.any()):
                 # every row's stopping chain has ended: the remaining slots are absent and add nothing to
                 # the weights (exact); without gradients (tracking, evaluation) and uncompiled we skip them
                 whats += [torch.zeros_like(what)] * (N - j)

@@ -137,9 +137,10 @@ class SQAIR(nn.Module):
         B = image.shape[0]
         K = R // B
         feats = image_features.repeat_interleave(K, 0)  # [R, H]
+        seen = self.foreground(image)  # what the glimpse encoders read
         zero = feats.new_zeros(R)
         if self.propagation is not None and not first:
-            prop = self.propagation(self.foreground(image), state.z, state.h_temporal, state.h_prior, sample)
+            prop = self.propagation(seen, state.z, state.h_temporal, state.h_prior, sample)
             prop_z = Slots(prop.what, prop.where, prop.pres, torch.where(prop.pres > 0, state.z.id, -1))
             e = prior_presence_summary(prop.prior_pres_logit, N)
             t_pos = (state.t > 0).to(feats.dtype)
@@ -154,7 +155,7 @@ class SQAIR(nn.Module):
         n_prop = prop_z.pres.sum(-1)
         c = self.discovery.condition(prop_z)
         max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
-        disc = self.discovery(self.foreground(image), feats, c, e, t_pos, max_allowed, sample)
+        disc = self.discovery(seen, feats, c, e, t_pos, max_allowed, sample)
 
         new_state, is_new = self._merge(state, prop_z, Slots(disc.what, disc.where, disc.pres, torch.full_like(prop_z.id, -1)),
                                         h_temporal, h_prior)

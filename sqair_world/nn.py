@@ -80,6 +80,12 @@ class GRUCell(nn.Module):
         return h + z * (h_tilde - h)
 
 
+def eager_inference() -> bool:
+    """No autograd graph is being recorded and nothing is being compiled: data-dependent shortcuts (loop
+    lengths read from tensors) are allowed."""
+    return not (torch.is_grad_enabled() or torch.compiler.is_compiling())
+
+
 def softplus_std(raw: Tensor, min_std: float) -> Tensor:
     """std = softplus(raw) + min_std (reference: min std 0.01 everywhere)."""
     return F.softplus(raw) + min_std

@@ -19,7 +19,7 @@ from sqair_world.config import SQAIRConfig
 from sqair_world.distributions import (bernoulli_log_prob, mask_logit, mvn_tril_log_prob, normal_log_prob,
                                        sample_bernoulli, sample_normal)
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
-from sqair_world.nn import GRUCell, MLP, VanillaRNNCell, linear, softplus_std
+from sqair_world.nn import GRUCell, MLP, VanillaRNNCell, eager_inference, linear, softplus_std
 from sqair_world.priors import PropagationPrior
 from sqair_world.spatial import cap_scale, image_to_glimpse
 from sqair_world.types import Slots
@@ -101,7 +101,7 @@ class Propagation(nn.Module):
         # Slots absent at t-1 stay absent and add nothing to the weights; present slots are packed first, so
         # without gradients (tracking, evaluation) we stop after the last slot present in any row (not when
         # compiled: a data-dependent loop length would break the graph).
-        n_active = N if torch.is_grad_enabled() or torch.compiler.is_compiling() else int(prev.pres.sum(-1).max())
+        n_active = int(prev.pres.sum(-1).max()) if eager_inference() else N
         unit_tril = self._unit_tril()
         for i in range(n_active):
             what_p, where_p, pres_p, h_t = prev.what[:, i], prev.where[:, i], prev.pres[:, i], h_temporal[:, i]

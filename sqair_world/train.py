@@ -259,6 +259,12 @@ class Trainer:
             torch.manual_seed(self.cfg.seed + self.dist.rank + 7919 * self.step)
 
     # ----------------------------------------------------------------- loop pieces
+    def _set_presence_offset(self, value: float) -> None:
+        """The presence warm-up of models with a discovery module (TrainConfig.presence_warmup); VRNN has none."""
+        discovery = getattr(self.model, "discovery", None)
+        if discovery is not None:
+            discovery.presence_offset.fill_(value)
+
     def seq_len(self, step: int) -> int:
         return min(self.train_x.shape[0], curriculum_length(step, self.cfg.curriculum_start, self.cfg.curriculum_every,
                                                            self.cfg.curriculum_max))
@@ -273,9 +279,7 @@ class Trainer:
         x, idx = self.batch(self.step)
         for group in self.opt.param_groups:
             group["lr"] = learning_rate(self.step, self.cfg)
-        discovery = getattr(self.model, "discovery", None)
-        if discovery is not None:
-            discovery.presence_offset.fill_(linear_decay(self.step, self.cfg.presence_warmup, self.cfg.presence_warmup_steps))
+        self._set_presence_offset(linear_decay(self.step, self.cfg.presence_warmup, self.cfg.presence_warmup_steps))
         module = self.ddp or self.model
         out = module(x, k=self.cfg.k_particles, sample=not self.cfg.deterministic)
         if any_rank([not bool(torch.isfinite(out.loss))], self.dist, self.device)[0]:  # all ranks stop together
@@ -305,8 +309,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         self.model.eval()
-        if getattr(self.model, "discovery", None) is not None:
-            self.model.discovery.presence_offset.fill_(0.0)  # validate the model as it will be used (no warm-up)
+        self._set_presence_offset(0.0)  # validate the model as it will be used (no warm-up)
         T = self.seq_len(self.step)
         tot: dict[str, float] = {}
         n = self.val_x.shape[1]

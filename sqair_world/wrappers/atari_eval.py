@@ -67,12 +67,14 @@ def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000
 def write_reconstructions(env_id: str, checkpoint: str | None, path: str, seed: int = 0, num_sequences: int = 3,
                           seq_len: int = 6) -> None:
     """Inputs and reconstructions (posterior means, one particle) with boxes coloured by identity, as a PNG."""
-    from sqair_world.envs.factory import load_default_model
+    from sqair_world.envs.factory import make_sqair_env
     from sqair_world.figures import reconstruction_strip
     from sqair_world.viz import save_png
     from sqair_world.wrappers.atari import collect_sequences
 
-    model = load_default_model(env_id.split("/")[-1].split("-")[0], checkpoint).float().eval()
+    env = make_sqair_env(env_id, checkpoint=checkpoint)  # resolves and checks the checkpoint as the wrapper does
+    model = env.get_wrapper_attr("model").float().eval()
+    env.close()
     x = torch.from_numpy(collect_sequences(env_id, num_sequences, seq_len, seed + 1)).float() / 255
     with torch.no_grad():
         out = model(x, k=1, sample=False)
