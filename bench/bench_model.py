@@ -6,8 +6,9 @@
 Prints, per model and mode, ``BENCH <model>_train_iter_seconds_<mode>``, the FLOPs per iteration (counted
 with ``torch.utils.flop_counter.FlopCounterMode``) and ``BENCH <model>_train_iter_floor_ratio_<mode>`` =
 measured time / (FLOPs / fp32 matmul throughput measured in the same run). Modes (sqair_world/speed.py):
-``eager`` plain PyTorch; ``compile`` torch.compile of the per-frame step; ``compile-bf16`` the same with
-float32 matmuls computed in bfloat16 (TrainConfig.compile / fast_matmul). Denormals are flushed in all
+``eager`` plain PyTorch; ``autocast`` bfloat16 autocast of the networks (TrainConfig.autocast);
+``compile`` torch.compile of the per-frame step (TrainConfig.compile); ``compile-autocast`` both;
+``compile-bf16`` compiled with float32 matmuls computed in bfloat16 (TrainConfig.fast_matmul). Denormals are flushed in all
 modes, as the trainer does. ``BENCH <model>_train_iter_seconds`` is the fastest mode. Also the AIR
 baseline at Pyro's setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single
 50x50 frame.
@@ -23,9 +24,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sqair_world.registry import MODEL_NAMES, build_model
-from sqair_world.speed import accelerate, flush_denormals, reduced_precision_matmul
+from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
 
-MODES = ("eager", "compile", "compile-bf16")
+MODES = ("eager", "autocast", "compile", "compile-autocast", "compile-bf16")
 
 PYRO_AIR_SECONDS = 0.13  # Pyro's examples/air at batch 64, 3 steps, on these machines (issue #5)
 
@@ -40,8 +41,9 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def train_iteration(model, opt, x, k):
-    out = model(x, k=k)
+def train_iteration(model, opt, x, k, autocast=False):
+    with mixed_precision(x.device, autocast):
+        out = model(x, k=k)
     opt.zero_grad(set_to_none=True)
     out.loss.backward()
     opt.step()
@@ -56,13 +58,14 @@ def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "ea
     fc = FlopCounterMode(display=False)
     with fc:
         train_iteration(model, opt, x, K)
-    if mode != "eager":
+    autocast = mode.endswith("autocast")
+    if mode.startswith("compile"):
         accelerate(model)
-        train_iteration(model, opt, x, K)  # compiles
+        train_iteration(model, opt, x, K, autocast)  # compiles
     times = []
     for _ in range(iters + 1):
         t0 = time.perf_counter()
-        train_iteration(model, opt, x, K)
+        train_iteration(model, opt, x, K, autocast)
         times.append(time.perf_counter() - t0)
     reduced_precision_matmul(False)
     return statistics.median(times[1:]), fc.get_total_flops() / 1e9

@@ -63,6 +63,14 @@ class SQAIRConfig:
     """Soft cap on the posterior's mean box scale (fraction of the image side, see spatial.cap_scale).
     1.0: no cap (reference). Small sprites need it: without it, one glimpse as large as the frame can
     paint all of Pac-Man's sprites at once at low resolution, and the model learns exactly that."""
+    exit_margin: float = 0.0
+    """Objects leave through the border. The tanh shift cannot take a box centre past the image edge, so
+    an object that walks off the frame stays parked at the border; the reference leaves switching it off
+    to the learned presence, which our Atari runs never learned (every slot ended up parked in a corner,
+    leaving discovery no free slot). With a margin m > 0, a propagated object whose sampled box centre lies
+    within m (fraction of the image side) of the border is made absent, exactly like a slot absent at t-1
+    (its presence logit is masked); the prior still pays log p(pres = 0), so the propagation prior learns
+    where objects exit. 0: off (reference)."""
     min_std: float = 0.01
     """Floor added to every softplus std."""
     mask_logit: float = 88.0
@@ -103,6 +111,8 @@ class SQAIRConfig:
             problems.append(f"background must be 'masked' or 'full', got {self.background!r}")
         if not 0 < self.max_scale <= 1:
             problems.append(f"max_scale is a fraction of the image side in (0, 1], got {self.max_scale}")
+        if not 0 <= self.exit_margin < 0.5:
+            problems.append(f"exit_margin is a fraction of the image side in [0, 0.5), got {self.exit_margin}")
         if self.output_std <= 0:
             problems.append(f"output_std must be > 0, got {self.output_std}")
         if len(self.where_prior_bias) != 8:

@@ -1,6 +1,8 @@
 """Log-densities and samplers used by the posteriors and priors, written out so the maths stays visible.
 
 Everything is element-wise over leading axes; callers sum over latent dimensions and mask absent slots.
+Inputs are promoted to float32 (a no-op for float32 tensors): under bfloat16 autocast
+(``TrainConfig.autocast``) the networks' outputs are bfloat16, but samples and log-densities are not.
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 def normal_log_prob(x: Tensor, mu: Tensor, std: Tensor) -> Tensor:
     """log N(x | mu, std^2), element-wise."""
+    x, mu, std = x.float(), mu.float(), std.float()
     return -0.5 * ((x - mu) / std).pow(2) - std.log() - _HALF_LOG_2PI
 
 
 def std_normal_log_prob(x: Tensor) -> Tensor:
     """log N(x | 0, 1), element-wise."""
+    x = x.float()
     return -0.5 * x.pow(2) - _HALF_LOG_2PI
 
 
@@ -31,6 +35,7 @@ def log_sigmoid(x: Tensor) -> Tensor:
 
 def bernoulli_log_prob(value: Tensor, logit: Tensor) -> Tensor:
     """log Bernoulli(value | sigmoid(logit)), stable in the logit."""
+    logit = logit.float()
     return value * log_sigmoid(logit) + (1 - value) * log_sigmoid(-logit)
 
 
@@ -41,12 +46,14 @@ def mask_logit(logit: Tensor, prev_pres: Tensor, bound: float = 88.0) -> Tensor:
 
 def sample_normal(mu: Tensor, std: Tensor, sample: bool) -> Tensor:
     """Reparameterised sample (or the mean when ``sample`` is False)."""
+    mu, std = mu.float(), std.float()
     return mu + std * torch.randn_like(mu) if sample else mu
 
 
 def sample_bernoulli(logit: Tensor, sample: bool) -> Tensor:
     """Bernoulli draw as a float tensor (no gradient); the mode p > 0.5 when ``sample`` is False."""
     with torch.no_grad():
+        logit = logit.float()
         if sample:
             return (torch.rand_like(logit) < torch.sigmoid(logit)).to(logit.dtype)
         return (logit > 0).to(logit.dtype)
@@ -54,6 +61,7 @@ def sample_bernoulli(logit: Tensor, sample: bool) -> Tensor:
 
 def mvn_tril_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
     """log N(x | loc, L L^T) with lower-triangular ``scale_tril [..., D, D]``; returns ``[...]``."""
+    x, loc, scale_tril = x.float(), loc.float(), scale_tril.float()
     diff = (x - loc).unsqueeze(-1)
     z = torch.linalg.solve_triangular(scale_tril, diff, upper=False).squeeze(-1)
     log_det = scale_tril.diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)
@@ -62,5 +70,6 @@ def mvn_tril_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
 
 def gaussian_image_log_lik(x: Tensor, canvas: Tensor, std: float) -> Tensor:
     """sum over C, H, W of log N(x | canvas, std^2): ``[..., C, H, W]`` -> ``[...]`` (reference §1)."""
+    x, canvas = x.float(), canvas.float()
     n_pix = canvas.shape[-3] * canvas.shape[-2] * canvas.shape[-1]
     return -0.5 * ((x - canvas) / std).pow(2).flatten(-3).sum(-1) - n_pix * (math.log(std) + _HALF_LOG_2PI)

@@ -33,7 +33,8 @@ class Experiment:
 # Where-std offset -1 (not -3): glimpses start near the centre and must explore to meet sprites of ~25 px.
 ATARI_MODEL = dict(image_shape=(3, 84, 84), max_objects=6, glimpse_size=(12, 12), n_what=16, n_hidden=64,
                    n_hidden_small=32, where_prior_bias=(-2.6, -2.6, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0),
-                   background="full", max_scale=0.15, output_std=0.1, output_scale=0.05, transform_var_bias=-1.0)
+                   background="full", max_scale=0.15, output_std=0.1, output_scale=0.05, transform_var_bias=-1.0,
+                   exit_margin=0.02)
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("mnist-mlp-sqair", "mlp-sqair", "moving-mnist", "MLP-SQAIR on moving multi-MNIST (the paper's main model)"),

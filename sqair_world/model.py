@@ -110,7 +110,15 @@ class SQAIR(nn.Module):
         lead, N = z.pres.shape[:-1], z.pres.shape[-1]
         C, H, W = cfg.image_shape
         (h, w), M = cfg.glimpse_size, z.pres[..., 0].numel()
-        glimpses = self.glimpse_decoder(z.what.reshape(M * N, cfg.n_what)).view(M, N, C, h, w)
+        glimpses = self.glimpse_decoder(z.what.reshape(M * N, cfg.n_what)).view(M, N, C, h, w).float()
+        with torch.autocast(glimpses.device.type, enabled=False):  # the canvas and likelihood stay float32
+            return self._place(z, glimpses).view(*lead, C, H, W)
+
+    def _place(self, z: Slots, glimpses: Tensor) -> Tensor:
+        """Write decoded ``glimpses [M, N, C, h, w]`` at ``z.where``, masked by ``z.pres``, onto the background."""
+        cfg = self.cfg
+        C, H, W = cfg.image_shape
+        M, N, w = glimpses.shape[0], glimpses.shape[1], glimpses.shape[-1]
         by, bx = inverse_matrices(z.where.reshape(M, N, 4), (H, W), cfg.glimpse_size)  # [M, N, H, h], [M, N, W, w]
         by = by * z.pres.reshape(M, N, 1, 1)
         # sum_n By_n G_n Bx_n^T as one product: [By_1 G_1 .. By_N G_N] (H x N*w) @ [Bx_1; ..; Bx_N]^T (N*w x W)
@@ -122,7 +130,7 @@ class SQAIR(nn.Module):
             canvas = canvas + self.mean_image * torch.sigmoid(-10 + 20 * cover).unsqueeze(1)
         else:  # "full": a scene background (Atari maze) behind additive objects
             canvas = canvas + self.mean_image
-        return canvas.view(*lead, C, H, W)
+        return canvas
 
     # ------------------------------------------------------------------ one time step
     def step(self, state: TrackState, image: Tensor, image_features: Tensor, sample: bool = True,

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", nargs="?", default="mnist-mlp-sqair", help="experiment name (default: mnist-mlp-sqair)")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from a checkpoint (default path: <run_dir>/last.pt)")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start a new run (step 0, fresh optimiser) from this checkpoint's weights; the "
+                        "model config may differ in fields that keep the parameter shapes (e.g. --model-set exit_margin=0.02)")
     p.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a model config field, e.g. --model-set n_hidden=128 (repeatable)")
     p.add_argument("--env", default="ALE/Pacman-v5", help="Atari game for the 'atari' experiment")
@@ -119,6 +122,11 @@ def _run(args: argparse.Namespace) -> int:
     from sqair_world.registry import build_model
 
     model = build_model(exp.model, **{**model_kw, "k_particles": cfg.k_particles})
+    if args.init_from and args.resume:
+        raise ValueError("--init-from starts a new run and --resume continues one: give only one of them")
+    if args.init_from:  # before set_background, so the background comes from this run's data (another game's works)
+        init_weights(model, args.init_from)
+        print(f"initialised from {args.init_from}", file=sys.stderr)
     if exp.data == "moving-mnist":
         train_x, val_x, val_counts = moving_mnist_arrays(cfg.num_train_sequences, cfg.num_val_sequences, cfg.data_seed,
                                                          cfg.mnist_dir, cfg.curriculum_max)
@@ -156,6 +164,18 @@ def _run(args: argparse.Namespace) -> int:
             save_model(args.output, trainer.model, extra=extra, half=args.half)
             print(f"model: {args.output}", file=sys.stderr)
     return 0
+
+
+def init_weights(model, path: str) -> None:
+    """Copy the weights of the checkpoint at ``path`` into ``model`` (same parameter shapes, any config)."""
+    from sqair_world.checkpoint import model_from_payload, safe_torch_load
+
+    source = model_from_payload(safe_torch_load(path, map_location="cpu"), path)
+    try:
+        model.load_state_dict(source.state_dict())
+    except RuntimeError as err:
+        raise CheckpointError(f"--init-from {path!r}: its parameters do not fit this model's config ({err}); "
+                              "only fields that keep the parameter shapes may differ") from err
 
 
 def _image_summary(trainer: Trainer, last) -> None:

@@ -21,7 +21,7 @@ from sqair_world.distributions import (bernoulli_log_prob, mask_logit, mvn_tril_
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
 from sqair_world.nn import GRUCell, MLP, VanillaRNNCell, eager_inference, linear, softplus_std
 from sqair_world.priors import PropagationPrior
-from sqair_world.spatial import cap_scale, image_to_glimpse
+from sqair_world.spatial import cap_scale, centre_inside, image_to_glimpse
 from sqair_world.types import Slots
 
 
@@ -112,7 +112,7 @@ class Propagation(nn.Module):
             loc = cap_scale(where_p + cfg.where_update_scale * delta, cfg.max_scale)
             scale_tril = std.unsqueeze(-1) * unit_tril  # diag(std) (L + I)
             eps = torch.randn_like(loc) if sample else torch.zeros_like(loc)
-            where = loc + (scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+            where = loc + (scale_tril.float() * eps.unsqueeze(-2)).sum(-1)  # L eps, element-wise: float32 under autocast
             # what: masked glimpse at the new position, temporal GRU, gated update
             g_loc, g_std = self._glimpse(image, where.unsqueeze(1), mask[:, i:i + 1], K)
             g_loc, g_std = g_loc.squeeze(1), g_std.squeeze(1)
@@ -123,9 +123,11 @@ class Propagation(nn.Module):
             what_loc = f * what_p + (1 - g_in) * g_loc + (1 - g_t) * t_loc
             what_std = (1 - g_in) * g_std + (1 - g_t) * t_std
             what = sample_normal(what_loc, what_std, sample)
-            # presence: uses the *old* temporal state (reference §2.4 step 5)
-            logit = mask_logit(self.pres_predictor(torch.cat([h_rel, h_t, what], -1)), pres_p, cfg.mask_logit)
-            pres = sample_bernoulli(logit, sample) * pres_p
+            # presence: uses the *old* temporal state (reference §2.4 step 5); an object parked at the border
+            # has left the frame and is masked like an absent one (SQAIRConfig.exit_margin)
+            alive = pres_p * centre_inside(where.detach(), cfg.exit_margin) if cfg.exit_margin > 0 else pres_p
+            logit = mask_logit(self.pres_predictor(torch.cat([h_rel, h_t, what], -1)), alive, cfg.mask_logit)
+            pres = sample_bernoulli(logit, sample) * alive
             kept = pres_p * pres
             log_q_pres = log_q_pres + pres_p * bernoulli_log_prob(pres, logit)
             log_q_cont = log_q_cont + kept * (mvn_tril_log_prob(where, loc, scale_tril)

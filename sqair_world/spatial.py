@@ -44,6 +44,12 @@ def cap_scale(where: Tensor, max_scale: float) -> Tensor:
     return torch.cat([c - F.softplus(c - where[..., :2]), where[..., 2:]], -1)
 
 
+def centre_inside(where: Tensor, margin: float) -> Tensor:
+    """1.0 where the box centre of ``where [..., 4]`` lies at least ``margin`` (fraction of the image side)
+    inside the border, else 0.0: ``[...]``. Centre fraction (t + 1) / 2 in [m, 1 - m]  <=>  |t| <= 1 - 2m."""
+    return (torch.tanh(where[..., 2:]).abs() <= 1 - 2 * margin).all(-1).to(where.dtype)
+
+
 def where_to_box(where: Tensor) -> Tensor:
     """``[..., 4]`` logits -> boxes ``[..., 4]`` = (x_centre, y_centre, width, height) as fractions of the
     image width/height: the glimpse covers image coordinates t +- s, i.e. fraction (t + 1)/2 +- s/2."""

@@ -10,6 +10,9 @@
   the bound are computed in float32; only the products lose mantissa bits (about 3 significant
   digits). Opt-in (``TrainConfig.fast_matmul``); docs/training.md shows the learning curves, and that on
   a 2-core Xeon it is slower than float32 at this model's matrix sizes (it pays on GPUs, as TF32).
+- :func:`mixed_precision`: bfloat16 autocast (``TrainConfig.autocast``). Linear layers and their products run
+  in bfloat16; the model keeps samples, log-densities, the canvas and the likelihood in float32 (the
+  distribution functions promote their inputs, ``SQAIR.render`` leaves autocast).
 - :func:`accelerate`: ``torch.compile`` of the per-frame step, which fuses the few hundred small
   element-wise ops of a frame into a few dozen kernels. Opt-in (``TrainConfig.compile``).
 """
@@ -31,6 +34,11 @@ def reduced_precision_matmul(enable: bool = True) -> None:
     torch.backends.cuda.matmul.fp32_precision = "tf32" if enable else "ieee"
 
 
+def mixed_precision(device: torch.device | str, enabled: bool = True) -> torch.autocast:
+    """Context manager: bfloat16 autocast on ``device``'s type (CPU or CUDA), or a no-op when not ``enabled``."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def accelerate(model: nn.Module, dynamic: bool | None = False) -> nn.Module:
     """``torch.compile`` the model's ``step``, the per-frame function its ``forward`` and ``online_step`` call, in place.
 
@@ -43,4 +51,4 @@ def accelerate(model: nn.Module, dynamic: bool | None = False) -> nn.Module:
     return model
 
 
-__all__ = ["accelerate", "flush_denormals", "reduced_precision_matmul"]
+__all__ = ["accelerate", "flush_denormals", "mixed_precision", "reduced_precision_matmul"]

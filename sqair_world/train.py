@@ -35,7 +35,7 @@ from sqair_world.checkpoint import FORMAT, atomic_torch_save, model_from_payload
 from sqair_world.config import config_from_dict
 from sqair_world.distributed import any_rank, init_distributed, select_device
 from sqair_world.schedules import authors_learning_rate, curriculum_length, linear_decay, warmup_constant
-from sqair_world.speed import accelerate, flush_denormals, reduced_precision_matmul
+from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,10 @@ class TrainConfig:
     fast_matmul: bool = False
     """float32 matmuls computed in TF32 (CUDA) or bfloat16 (CPU, oneDNN; measured slower than float32 at this
     model's sizes on a 2-core Xeon, docs/training.md "Speed")."""
+    autocast: bool = False
+    """bfloat16 autocast of the training forward pass: the networks' products run in bfloat16, while samples,
+    log-densities, the canvas and the bound stay float32 (distributions.py, SQAIR.render). Validation runs in
+    float32. docs/training.md "Speed" has the bound check and learning curves."""
 
     def __post_init__(self) -> None:
         if self.recipe not in ("auto", "fast", "faithful"):
@@ -281,7 +285,8 @@ class Trainer:
             group["lr"] = learning_rate(self.step, self.cfg)
         self._set_presence_offset(linear_decay(self.step, self.cfg.presence_warmup, self.cfg.presence_warmup_steps))
         module = self.ddp or self.model
-        out = module(x, k=self.cfg.k_particles, sample=not self.cfg.deterministic)
+        with mixed_precision(self.device, self.cfg.autocast):
+            out = module(x, k=self.cfg.k_particles, sample=not self.cfg.deterministic)
         if any_rank([not bool(torch.isfinite(out.loss))], self.dist, self.device)[0]:  # all ranks stop together
             where = f" (on some rank; rank {self.dist.rank} has {out.loss.item()})" if self.dist.world > 1 else ""
             raise TrainingDiverged(f"loss became non-finite{where} at step {self.step} on training sequences "

@@ -264,3 +264,21 @@ def test_full_background_shows_everywhere_and_masked_only_under_objects():
         canvas = model.render(empty)
         expected = bg.expand(2, 1, 24, 24) if mode == "full" else torch.sigmoid(torch.tensor(-10.0)) * bg
         assert torch.allclose(canvas, expected, atol=1e-6), mode
+
+
+def test_objects_parked_at_the_border_leave_with_exit_margin():
+    # presence forced on: the only way out is the exit margin (SQAIRConfig.exit_margin)
+    ids = {}
+    for margin in (0.0, 0.05):
+        model = tiny(disc_step_bias=30.0, prop_step_bias=30.0, exit_margin=margin)
+        x = torch.rand(2, 1, 1, 24, 24)
+        state = model.online_step(None, x[0]).state
+        assert state.z.id.tolist() == [[0, 1, 2]]
+        where = state.z.where.clone()
+        where[0, 0, 2:] = 6.0  # box centre tanh(6) ~ 1: parked in the bottom-right corner
+        state = state._replace(z=state.z._replace(where=where))
+        ids[margin] = set(model.online_step(state, x[1]).state.z.id[0].tolist())
+    assert 0 in ids[0.0]  # reference behaviour: the parked object stays
+    assert 0 not in ids[0.05] and {1, 2, 3} <= ids[0.05]  # it left; discovery filled the slot with a new id
+    with pytest.raises(ValueError, match="exit_margin"):
+        SQAIRConfig(exit_margin=0.5)

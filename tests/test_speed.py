@@ -2,7 +2,7 @@
 import torch
 
 from sqair_world.registry import build_model
-from sqair_world.speed import accelerate, flush_denormals, reduced_precision_matmul
+from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
 
 # two slots and two frames keep the compiled graphs (and the compile time of these tests) small
 TINY = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=6, n_hidden=32, n_hidden_small=16, k_particles=3,
@@ -67,3 +67,22 @@ def test_reduced_precision_matmul_keeps_the_bound():
     reduced_precision_matmul(False)
     # bfloat16 products keep ~3 significant digits; the bound of a 3-frame sequence moves by well under 0.1%
     assert torch.allclose(bounds[0], bounds[1], rtol=1e-3)
+
+
+def test_autocast_keeps_samples_and_bound_in_float32():
+    eager, _ = _pair()
+    x = torch.rand(3, 4, 1, 24, 24)
+    outs = []
+    for enable in (False, True):
+        torch.manual_seed(1)
+        with mixed_precision("cpu", enable):
+            out = eager(x, k=3)
+        out.loss.backward()
+        missing = [n for n, p in eager.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing and all(torch.isfinite(p.grad).all() for p in eager.parameters() if p.grad is not None)
+        eager.zero_grad(set_to_none=True)
+        outs.append(out)
+    fp32, bf16 = outs
+    for t in (bf16.iwae, bf16.canvas, bf16.latents.where, bf16.latents.what, bf16.latents.pres):
+        assert t.dtype == torch.float32
+    assert torch.allclose(fp32.iwae, bf16.iwae, rtol=1e-3)

@@ -174,16 +174,35 @@ def test_ddp_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path
 
 
 def test_pretrain_atari_smoke(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "sqair_world.pretrain", "atari", "--env", "ALE/Pacman-v5", "--steps", "2",
-                          "--num-train-sequences", "4", "--num-val-sequences", "2", "--batch-size", "2", "--k-particles", "2",
-                          "--curriculum-max", "3", "--val-every", "2", "--run-dir", str(tmp_path / "run"), "--progress", "false",
-                          "--model-set", "n_hidden=16", "--model-set", "n_what=4", "--output", str(tmp_path / "pac.pt"), "--half"],
+    args = [sys.executable, "-m", "sqair_world.pretrain", "atari", "--env", "ALE/Pacman-v5", "--steps", "2",
+            "--num-train-sequences", "4", "--num-val-sequences", "2", "--batch-size", "2", "--k-particles", "2",
+            "--curriculum-max", "3", "--val-every", "2", "--progress", "false", "--model-set", "n_hidden=16",
+            "--model-set", "n_what=4"]
+    out = subprocess.run(args + ["--run-dir", str(tmp_path / "run"), "--output", str(tmp_path / "pac.pt"), "--half"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     model = load_model(tmp_path / "pac.pt")
     assert model.cfg.image_shape == (3, 84, 84) and model.cfg.max_objects == 6
     assert model.checkpoint_extra["env_id"] == "ALE/Pacman-v5"
     assert 0.2 < model.mean_image.mean().item() < 0.8  # the maze background, not zeros
+    # fine-tuning: a new run from those weights with a config that keeps the parameter shapes
+    out = subprocess.run(args + ["--init-from", str(tmp_path / "pac.pt"), "--model-set", "exit_margin=0.05",
+                                 "--run-dir", str(tmp_path / "tune"), "--output", str(tmp_path / "tuned.pt")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "initialised from" in out.stderr, out.stderr
+    tuned = load_model(tmp_path / "tuned.pt")
+    assert tuned.cfg.exit_margin == 0.05 and tuned.checkpoint_extra["step"] == 2
+
+
+def test_init_from_rejects_other_parameter_shapes(tmp_path, capsys):
+    from sqair_world.checkpoint import save_model
+    from sqair_world.pretrain import main
+
+    save_model(tmp_path / "small.pt", build_model("mlp-sqair", **TINY_MODEL))
+    assert main(["--init-from", str(tmp_path / "small.pt"), "--model-set", "n_hidden=16"]) == 2
+    assert "do not fit this model's config" in capsys.readouterr().err
+    assert main(["--init-from", str(tmp_path / "small.pt"), "--resume"]) == 2
+    assert "give only one of them" in capsys.readouterr().err
 
 
 def test_resume_from_corrupt_or_weights_only_files_fails_clearly(tmp_path, capsys, monkeypatch):
