@@ -71,8 +71,7 @@ class Discovery(nn.Module):
         what, where = c.new_zeros(R, D), c.new_zeros(R, 4)
         pres = c.new_ones(R)
         whats, wheres, press = [], [], []
-        log_q_cont = c.new_zeros(R)
-        log_q_pres = c.new_zeros(R)
+        q_terms = []  # per computed slot: what log q needs, evaluated once for all slots after the loop
         for j in range(N):
             if j > 0 and eager_inference() and not bool(pres.any()):
                 # every row's stopping chain has ended: the remaining slots are absent and add nothing to
@@ -93,14 +92,19 @@ class Discovery(nn.Module):
             if max_allowed is not None:  # the paper's cap: slot j exists only if j < N - n_propagated
                 logit = mask_logit(logit, (max_allowed > j).to(logit.dtype), cfg.mask_logit)
             logit = mask_logit(logit, pres, cfg.mask_logit)
-            # log q(n) of the "modified geometric" count = the stopping chain's Bernoulli terms while still running
             new_pres = sample_bernoulli(logit, sample) * pres
-            log_q_pres = log_q_pres + pres * bernoulli_log_prob(new_pres, logit)
+            q_terms.append((pres, logit, where_loc, where_std, what_loc, what_std))
             pres = new_pres
-            log_q_cont = log_q_cont + pres * (normal_log_prob(where, where_loc, where_std).sum(-1)
-                                              + normal_log_prob(what, what_loc, what_std).sum(-1))
             whats.append(what), wheres.append(where), press.append(pres)
         what_s, where_s, pres_s = torch.stack(whats, 1), torch.stack(wheres, 1), torch.stack(press, 1)
+
+        # log q(n) of the "modified geometric" count = the stopping chain's Bernoulli terms while still running
+        running, logit, where_loc, where_std, what_loc, what_std = (torch.stack(a, 1) for a in zip(*q_terms))
+        n = running.shape[1]  # slots computed (the rest were skipped: absent)
+        p_n = pres_s[:, :n]
+        log_q_pres = (running * bernoulli_log_prob(p_n, logit)).sum(-1)
+        log_q_cont = (p_n * (normal_log_prob(where_s[:, :n], where_loc, where_std).sum(-1)
+                             + normal_log_prob(what_s[:, :n], what_loc, what_std).sum(-1))).sum(-1)
 
         n_disc = pres_s.sum(-1).long()  # [R]
         count_lp = self.prior.count_log_probs(e, t_positive, max_allowed).gather(-1, n_disc.unsqueeze(-1)).squeeze(-1)

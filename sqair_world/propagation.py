@@ -4,7 +4,8 @@ propagation prior's terms (§3.2).
 Per object: a proposal glimpse near the old position, a relation RNN across the objects of the
 frame (so objects can explain each other), a where update, a masked glimpse at the new position,
 the temporal GRU, a gated what update and a presence decision. Everything that depends only on
-frame t-1 is batched over the N slots; the relation RNN makes the rest sequential over slots.
+frame t-1 is batched over the N slots; the relation RNN makes the rest sequential over slots, except the
+log-densities, which are computed once for all slots after the loop.
 
 Axes: B batch, K particles, R = B*K rows (row = b*K + k), N slots, D = n_what, H = n_hidden.
 """
@@ -95,14 +96,12 @@ class Propagation(nn.Module):
         # --- sequential over slots: the relation RNN ---
         h_rel = self.h_relation0.expand(R, H)
         carry = h_temporal.new_zeros(R, cfg.n_what + 4 + 1)  # (what, where, pres) of the previous slot at time t
-        out_what, out_where, out_pres, out_h = [], [], [], []
-        log_q_cont, log_q_pres = h_rel.new_zeros(R), h_rel.new_zeros(R)
-        log_p_cont = h_rel.new_zeros(R)
         # Slots absent at t-1 stay absent and add nothing to the weights; present slots are packed first, so
         # without gradients (tracking, evaluation) we stop after the last slot present in any row (not when
         # compiled: a data-dependent loop length would break the graph).
         n_active = int(prev.pres.sum(-1).max()) if eager_inference() else N
         unit_tril = self._unit_tril()
+        steps = []  # per slot: what the log-densities below need
         for i in range(n_active):
             what_p, where_p, pres_p, h_t = prev.what[:, i], prev.where[:, i], prev.pres[:, i], h_temporal[:, i]
             h_rel = self.relation_rnn(torch.cat([proposal[:, i], carry, what_p, where_p, pres_p.unsqueeze(-1), h_t], -1), h_rel)
@@ -111,8 +110,7 @@ class Propagation(nn.Module):
             std = softplus_std(raw + cfg.prop_where_std_shift, cfg.min_std)
             loc = cap_scale(where_p + cfg.where_update_scale * delta, cfg.max_scale)
             scale_tril = std.unsqueeze(-1) * unit_tril  # diag(std) (L + I)
-            eps = torch.randn_like(loc) if sample else torch.zeros_like(loc)
-            where = loc + (scale_tril.float() * eps.unsqueeze(-2)).sum(-1)  # L eps, element-wise: float32 under autocast
+            where = loc + (scale_tril.float() * torch.randn_like(loc).unsqueeze(-2)).sum(-1) if sample else loc.float()
             # what: masked glimpse at the new position, temporal GRU, gated update
             g_loc, g_std = self._glimpse(image, where.unsqueeze(1), mask[:, i:i + 1], K)
             g_loc, g_std = g_loc.squeeze(1), g_std.squeeze(1)
@@ -128,24 +126,30 @@ class Propagation(nn.Module):
             alive = pres_p * centre_inside(where.detach(), cfg.exit_margin) if cfg.exit_margin > 0 else pres_p
             logit = mask_logit(self.pres_predictor(torch.cat([h_rel, h_t, what], -1)), alive, cfg.mask_logit)
             pres = sample_bernoulli(logit, sample) * alive
-            kept = pres_p * pres
-            log_q_pres = log_q_pres + pres_p * bernoulli_log_prob(pres, logit)
-            log_q_cont = log_q_cont + kept * (mvn_tril_log_prob(where, loc, scale_tril)
-                                              + normal_log_prob(what, what_loc, what_std).sum(-1))
-            log_p_cont = log_p_cont + kept * (
-                normal_log_prob(where, prior.where_mu[:, i], prior.where_std[:, i]).sum(-1)
-                + normal_log_prob(what, prior.what_mu[:, i], prior.what_std[:, i]).sum(-1))
             carry = torch.cat([what, where, pres.unsqueeze(-1)], -1)
-            out_what.append(what), out_where.append(where), out_pres.append(pres), out_h.append(h_t_new)
+            steps.append((what, where, pres, h_t_new, logit, loc, scale_tril, what_loc, what_std))
 
-        for i in range(n_active, N):  # skipped absent slots: keep their old values
-            out_what.append(prev.what[:, i]), out_where.append(prev.where[:, i])
-            out_pres.append(prev.pres[:, i]), out_h.append(h_temporal[:, i])
-        pres_s = torch.stack(out_pres, 1)
+        # --- batched over the propagated slots again: the log-densities, one call each instead of one per slot ---
+        n = n_active
+        log_q_pres = log_q_cont = log_p_cont = h_temporal.new_zeros(R)
+        what, where, pres, h_new = prev.what, prev.where, prev.pres, h_temporal
+        if n:
+            what_n, where_n, pres_n, h_n, logit, loc, scale_tril, what_loc, what_std = (torch.stack(a, 1) for a in zip(*steps))
+            pres_p = prev.pres[:, :n]
+            kept = pres_p * pres_n
+            log_q_pres = (pres_p * bernoulli_log_prob(pres_n, logit)).sum(-1)
+            log_q_cont = (kept * (mvn_tril_log_prob(where_n, loc, scale_tril)
+                                  + normal_log_prob(what_n, what_loc, what_std).sum(-1))).sum(-1)
+            log_p_cont = (kept * (normal_log_prob(where_n, prior.where_mu[:, :n], prior.where_std[:, :n]).sum(-1)
+                                  + normal_log_prob(what_n, prior.what_mu[:, :n], prior.what_std[:, :n]).sum(-1))).sum(-1)
+            what, where, pres, h_new = what_n, where_n, pres_n, h_n
+            if n < N:  # skipped absent slots keep their old values
+                what, where = torch.cat([what, prev.what[:, n:]], 1), torch.cat([where, prev.where[:, n:]], 1)
+                pres, h_new = torch.cat([pres, prev.pres[:, n:]], 1), torch.cat([h_new, h_temporal[:, n:]], 1)
         # objects that disappear pay only the Bernoulli term (reference §3.3)
-        log_p_pres = (prev.pres * bernoulli_log_prob(pres_s, prior.pres_logit)).sum(-1)
-        return PropagationOutput(torch.stack(out_what, 1), torch.stack(out_where, 1), pres_s, torch.stack(out_h, 1),
-                                 prior.h, prior.pres_logit, log_q_cont + log_q_pres, log_p_cont + log_p_pres, log_q_pres)
+        log_p_pres = (prev.pres * bernoulli_log_prob(pres, prior.pres_logit)).sum(-1)
+        return PropagationOutput(what, where, pres, h_new, prior.h, prior.pres_logit,
+                                 log_q_cont + log_q_pres, log_p_cont + log_p_pres, log_q_pres)
 
 
 def prior_presence_summary(prior_pres_logit: Tensor, n_slots: int) -> Tensor:
