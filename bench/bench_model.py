@@ -9,7 +9,8 @@ measured time / (FLOPs / fp32 matmul throughput measured in the same run). Modes
 ``eager`` plain PyTorch; ``autocast`` bfloat16 autocast of the networks (TrainConfig.autocast);
 ``compile`` torch.compile of the per-frame step (TrainConfig.compile); ``compile-autocast`` both;
 ``compile-bf16`` compiled with float32 matmuls computed in bfloat16 (TrainConfig.fast_matmul). Denormals are flushed in all
-modes, as the trainer does. ``BENCH <model>_train_iter_seconds`` is the fastest mode. Also the AIR
+modes, as the trainer does. The three bfloat16 modes are skipped on CPUs without native bfloat16
+(AVX512-BF16/AMX), where they run tens of times slower. ``BENCH <model>_train_iter_seconds`` is the fastest mode. Also the AIR
 baseline at Pyro's setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single
 50x50 frame.
 """
@@ -24,9 +25,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sqair_world.registry import MODEL_NAMES, build_model
-from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
+from sqair_world.speed import accelerate, cpu_has_native_bf16, flush_denormals, mixed_precision, reduced_precision_matmul
 
 MODES = ("eager", "autocast", "compile", "compile-autocast", "compile-bf16")
+BF16_MODES = ("autocast", "compile-autocast", "compile-bf16")  # need native bfloat16 on the CPU
 
 PYRO_AIR_SECONDS = 0.13  # Pyro's examples/air at batch 64, 3 steps, on these machines (issue #5)
 
@@ -86,6 +88,9 @@ def main() -> None:
         key = name.replace("-", "_")
         best = math.inf
         for mode in args.modes:
+            if mode in BF16_MODES and not cpu_has_native_bf16():
+                print(f"# mode {mode} skipped: this CPU has no native bfloat16 (speed.cpu_has_native_bf16)")
+                continue
             sec, flops = time_training(name, 10, 32, 5, args.iters, mode)
             best = min(best, sec)
             suffix = mode.replace("-", "_")

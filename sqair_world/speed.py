@@ -34,6 +34,24 @@ def reduced_precision_matmul(enable: bool = True) -> None:
     torch.backends.cuda.matmul.fp32_precision = "tf32" if enable else "ieee"
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 natively on this CPU (AVX512-BF16 or AMX). Without it bfloat16 products
+    are emulated and far slower than float32: on a 2-core AVX2-only EPYC a 2048x2048 product ran at 0.3 GFLOP/s
+    in bfloat16 against 131 in float32, and an autocast training iteration took 19 s instead of 1.5."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def require_native_bf16(device: torch.device | str, option: str) -> None:
+    """Refuse a bfloat16 option (``option``, named in the message) on a CPU without native bfloat16."""
+    if torch.device(device).type == "cpu" and not cpu_has_native_bf16():
+        raise ValueError(f"{option} computes in bfloat16, which this CPU does not support natively (no AVX512-BF16 "
+                         f"or AMX): it would run tens of times slower than float32. Leave it off on this machine "
+                         f"(it pays on CPUs with AMX and on GPUs).")
+
+
 def mixed_precision(device: torch.device | str, enabled: bool = True) -> torch.autocast:
     """Context manager: bfloat16 autocast on ``device``'s type (CPU or CUDA), or a no-op when not ``enabled``."""
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
@@ -51,4 +69,5 @@ def accelerate(model: nn.Module, dynamic: bool | None = False) -> nn.Module:
     return model
 
 
-__all__ = ["accelerate", "flush_denormals", "mixed_precision", "reduced_precision_matmul"]
+__all__ = ["accelerate", "cpu_has_native_bf16", "flush_denormals", "mixed_precision", "reduced_precision_matmul",
+           "require_native_bf16"]

@@ -35,7 +35,8 @@ from sqair_world.checkpoint import FORMAT, atomic_torch_save, model_from_payload
 from sqair_world.config import config_from_dict
 from sqair_world.distributed import any_rank, init_distributed, select_device
 from sqair_world.schedules import authors_learning_rate, curriculum_length, linear_decay, warmup_constant
-from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
+from sqair_world.speed import (accelerate, flush_denormals, mixed_precision, reduced_precision_matmul,
+                               require_native_bf16)
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,11 @@ class Trainer:
         if self.cfg.num_threads:
             torch.set_num_threads(self.cfg.num_threads)
         flush_denormals()  # masked presence logits make denormals that slow MKL's matmuls (speed.py)
+        if self.cfg.autocast:
+            require_native_bf16(self.device, "autocast (--autocast true)")
         if self.cfg.fast_matmul:
+            if self.device.type == "cpu":
+                require_native_bf16(self.device, "fast_matmul (--fast-matmul true)")
             reduced_precision_matmul()
         if self.cfg.batch_size % self.dist.world:
             raise ValueError(f"batch_size {self.cfg.batch_size} (the global batch) must be divisible by the number of "

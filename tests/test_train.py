@@ -13,6 +13,7 @@ from sqair_world.registry import build_model
 from sqair_world.schedules import (authors_learning_rate, curriculum_length, linear_decay, piecewise_constant,
                                   warmup_constant)
 from sqair_world.train import TrainConfig, Trainer, TrainingDiverged, batch_indices, tf_rmsprop
+from sqair_world.speed import reduced_precision_matmul
 
 TINY_MODEL = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=4, n_hidden=16, n_hidden_small=8, max_objects=2)
 
@@ -221,3 +222,13 @@ def test_resume_from_corrupt_or_weights_only_files_fails_clearly(tmp_path, capsy
                "--tensorboard", "false", "--progress", "false", "--run-dir", str(tmp_path / "run"),
                "--resume", str(tmp_path / "bad.pt")])
     assert rc == 2 and "corrupt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["autocast", "fast_matmul"])
+def test_bfloat16_options_are_refused_on_a_cpu_without_native_bfloat16(tmp_path, monkeypatch, option):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.raises(ValueError, match=f"{option}.*does not support natively"):
+        _trainer(tmp_path, 1, **{option: True})
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    _trainer(tmp_path, 1, **{option: True})  # accepted where the CPU has it
+    reduced_precision_matmul(False)  # undo fast_matmul's process-wide switch for later tests
