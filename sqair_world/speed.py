@@ -48,8 +48,8 @@ def require_native_bf16(device: torch.device | str, option: str) -> None:
     """Refuse a bfloat16 option (``option``, named in the message) on a CPU without native bfloat16."""
     if torch.device(device).type == "cpu" and not cpu_has_native_bf16():
         raise ValueError(f"{option} computes in bfloat16, which this CPU does not support natively (no AVX512-BF16 "
-                         f"or AMX): it would run tens of times slower than float32. Leave it off on this machine "
-                         f"(it pays on CPUs with AMX and on GPUs).")
+                         f"or AMX), so it runs slower than float32 here (autocast over ten times slower). Leave it off on "
+                         f"this machine (it is meant for CPUs with AMX and for GPUs).")
 
 
 def mixed_precision(device: torch.device | str, enabled: bool = True) -> torch.autocast:
