@@ -10,7 +10,7 @@ measured time / (FLOPs / fp32 matmul throughput measured in the same run). Modes
 ``compile`` torch.compile of the per-frame step (TrainConfig.compile); ``compile-autocast`` both;
 ``compile-bf16`` compiled with float32 matmuls computed in bfloat16 (TrainConfig.fast_matmul). Denormals are flushed in all
 modes, as the trainer does. The three bfloat16 modes are skipped on CPUs without native bfloat16
-(AVX512-BF16/AMX), where they run tens of times slower. ``BENCH <model>_train_iter_seconds`` is the fastest mode. Also the AIR
+(AVX512-BF16/AMX), where they run slower than float32 (autocast over ten times slower). ``BENCH <model>_train_iter_seconds`` is the fastest mode. Also the AIR
 baseline at Pyro's setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single
 50x50 frame.
 """

@@ -168,9 +168,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def init_weights(model, path: str) -> None:
     """Copy the weights of the checkpoint at ``path`` into ``model`` (same parameter shapes, any config)."""
-    from sqair_world.checkpoint import model_from_payload, safe_torch_load
+    from sqair_world.checkpoint import load_model
 
-    source = model_from_payload(safe_torch_load(path, map_location="cpu"), path)
+    source = load_model(path)
     try:
         model.load_state_dict(source.state_dict())
     except RuntimeError as err:

@@ -206,8 +206,7 @@ class Trainer:
         if self.cfg.autocast:
             require_native_bf16(self.device, "autocast (--autocast true)")
         if self.cfg.fast_matmul:
-            if self.device.type == "cpu":
-                require_native_bf16(self.device, "fast_matmul (--fast-matmul true)")
+            require_native_bf16(self.device, "fast_matmul (--fast-matmul true)")
             reduced_precision_matmul()
         if self.cfg.batch_size % self.dist.world:
             raise ValueError(f"batch_size {self.cfg.batch_size} (the global batch) must be divisible by the number of "
