@@ -72,13 +72,13 @@ class Discovery(nn.Module):
         pres = c.new_ones(R)
         whats, wheres, press = [], [], []
         q_terms = []  # per computed slot: what log q needs, evaluated once for all slots after the loop
-        for j in range(N):
-            if j > 0 and eager_inference() and not bool(pres.any()):
-                # every row's stopping chain has ended: the remaining slots are absent and add nothing to
-                # the weights (exact); without gradients (tracking, evaluation) and uncompiled we skip them
-                whats += [torch.zeros_like(what)] * (N - j)
-                wheres += [torch.zeros_like(where)] * (N - j)
-                press += [pres] * (N - j)
+        # Without gradients (tracking, evaluation) and uncompiled, slots that are absent in every row are skipped
+        # (exact: they add nothing to the weights): those past the largest cap, and those after every row's
+        # stopping chain has ended. A tracker whose slots are all taken runs no discovery step at all.
+        skip = eager_inference()
+        n_steps = int(max_allowed.max()) if skip and max_allowed is not None else N
+        for j in range(n_steps):
+            if j > 0 and skip and not bool(pres.any()):
                 break
             h = self.rnn(torch.cat([image_features, c, what, where, pres.unsqueeze(-1)], -1), h)
             where_loc, raw = self.where_param(h)
@@ -96,15 +96,19 @@ class Discovery(nn.Module):
             q_terms.append((pres, logit, where_loc, where_std, what_loc, what_std))
             pres = new_pres
             whats.append(what), wheres.append(where), press.append(pres)
-        what_s, where_s, pres_s = torch.stack(whats, 1), torch.stack(wheres, 1), torch.stack(press, 1)
+        n = len(q_terms)  # slots computed; the skipped ones are absent
+        what_s = torch.stack(whats + [c.new_zeros(R, D)] * (N - n), 1)
+        where_s = torch.stack(wheres + [c.new_zeros(R, 4)] * (N - n), 1)
+        pres_s = torch.stack(press + [c.new_zeros(R)] * (N - n), 1)
 
         # log q(n) of the "modified geometric" count = the stopping chain's Bernoulli terms while still running
-        running, logit, where_loc, where_std, what_loc, what_std = (torch.stack(a, 1) for a in zip(*q_terms))
-        n = running.shape[1]  # slots computed (the rest were skipped: absent)
-        p_n = pres_s[:, :n]
-        log_q_pres = (running * bernoulli_log_prob(p_n, logit)).sum(-1)
-        log_q_cont = (p_n * (normal_log_prob(where_s[:, :n], where_loc, where_std).sum(-1)
-                             + normal_log_prob(what_s[:, :n], what_loc, what_std).sum(-1))).sum(-1)
+        log_q_pres = log_q_cont = c.new_zeros(R)
+        if n:
+            running, logit, where_loc, where_std, what_loc, what_std = (torch.stack(a, 1) for a in zip(*q_terms))
+            p_n = pres_s[:, :n]
+            log_q_pres = (running * bernoulli_log_prob(p_n, logit)).sum(-1)
+            log_q_cont = (p_n * (normal_log_prob(where_s[:, :n], where_loc, where_std).sum(-1)
+                                 + normal_log_prob(what_s[:, :n], what_loc, what_std).sum(-1))).sum(-1)
 
         n_disc = pres_s.sum(-1).long()  # [R]
         count_lp = self.prior.count_log_probs(e, t_positive, max_allowed).gather(-1, n_disc.unsqueeze(-1)).squeeze(-1)

@@ -15,15 +15,20 @@ from torch import Tensor
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
+def as_float32(*xs: Tensor) -> tuple[Tensor, ...]:
+    """The inputs in float32 (a Python check, not a dispatched ``.float()``, for the usual float32 case)."""
+    return tuple(x if x.dtype == torch.float32 else x.float() for x in xs)
+
+
 def normal_log_prob(x: Tensor, mu: Tensor, std: Tensor) -> Tensor:
     """log N(x | mu, std^2), element-wise."""
-    x, mu, std = x.float(), mu.float(), std.float()
+    x, mu, std = as_float32(x, mu, std)
     return -0.5 * ((x - mu) / std).pow(2) - std.log() - _HALF_LOG_2PI
 
 
 def std_normal_log_prob(x: Tensor) -> Tensor:
     """log N(x | 0, 1), element-wise."""
-    x = x.float()
+    x, = as_float32(x)
     return -0.5 * x.pow(2) - _HALF_LOG_2PI
 
 
@@ -35,7 +40,7 @@ def log_sigmoid(x: Tensor) -> Tensor:
 
 def bernoulli_log_prob(value: Tensor, logit: Tensor) -> Tensor:
     """log Bernoulli(value | sigmoid(logit)), stable in the logit."""
-    logit = logit.float()
+    logit, = as_float32(logit)
     return value * log_sigmoid(logit) + (1 - value) * log_sigmoid(-logit)
 
 
@@ -46,14 +51,14 @@ def mask_logit(logit: Tensor, prev_pres: Tensor, bound: float = 88.0) -> Tensor:
 
 def sample_normal(mu: Tensor, std: Tensor, sample: bool) -> Tensor:
     """Reparameterised sample (or the mean when ``sample`` is False)."""
-    mu, std = mu.float(), std.float()
+    mu, std = as_float32(mu, std)
     return mu + std * torch.randn_like(mu) if sample else mu
 
 
 def sample_bernoulli(logit: Tensor, sample: bool) -> Tensor:
     """Bernoulli draw as a float tensor (no gradient); the mode p > 0.5 when ``sample`` is False."""
     with torch.no_grad():
-        logit = logit.float()
+        logit, = as_float32(logit)
         if sample:
             return (torch.rand_like(logit) < torch.sigmoid(logit)).to(logit.dtype)
         return (logit > 0).to(logit.dtype)
@@ -61,7 +66,7 @@ def sample_bernoulli(logit: Tensor, sample: bool) -> Tensor:
 
 def mvn_tril_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
     """log N(x | loc, L L^T) with lower-triangular ``scale_tril [..., D, D]``; returns ``[...]``."""
-    x, loc, scale_tril = x.float(), loc.float(), scale_tril.float()
+    x, loc, scale_tril = as_float32(x, loc, scale_tril)
     diff = (x - loc).unsqueeze(-1)
     z = torch.linalg.solve_triangular(scale_tril, diff, upper=False).squeeze(-1)
     log_det = scale_tril.diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)
@@ -70,6 +75,6 @@ def mvn_tril_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
 
 def gaussian_image_log_lik(x: Tensor, canvas: Tensor, std: float) -> Tensor:
     """sum over C, H, W of log N(x | canvas, std^2): ``[..., C, H, W]`` -> ``[...]`` (reference §1)."""
-    x, canvas = x.float(), canvas.float()
+    x, canvas = as_float32(x, canvas)
     n_pix = canvas.shape[-3] * canvas.shape[-2] * canvas.shape[-1]
     return -0.5 * ((x - canvas) / std).pow(2).flatten(-3).sum(-1) - n_pix * (math.log(std) + _HALF_LOG_2PI)

@@ -64,7 +64,13 @@ class StochasticTransformParam(nn.Module):
         self.offset = nn.Parameter(torch.tensor(cfg.transform_var_bias))
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        loc, raw = self.mlp(features).chunk(2, -1)
+        return self.from_first_layer(self.mlp[0](features))
+
+    def from_first_layer(self, pre: Tensor) -> tuple[Tensor, Tensor]:
+        """The same from the first Linear's output ``[R, n_hidden]`` (for callers that compute it in parts)."""
+        for layer in tuple(self.mlp)[1:]:  # (slicing an nn.Sequential builds a new module: slower)
+            pre = layer(pre)
+        loc, raw = pre.chunk(2, -1)
         return loc, raw + self.offset
 
 

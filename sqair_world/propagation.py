@@ -14,13 +14,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sqair_world.config import SQAIRConfig
-from sqair_world.distributions import (bernoulli_log_prob, mask_logit, mvn_tril_log_prob, normal_log_prob,
+from sqair_world.distributions import (as_float32, bernoulli_log_prob, mask_logit, mvn_tril_log_prob, normal_log_prob,
                                        sample_bernoulli, sample_normal)
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
-from sqair_world.nn import GRUCell, MLP, VanillaRNNCell, eager_inference, linear, softplus_std
+from sqair_world.nn import GRUCell, MLP, VanillaRNNCell, eager_inference, linear, linear_blocks, softplus_std
 from sqair_world.priors import PropagationPrior
 from sqair_world.spatial import cap_scale, centre_inside, image_to_glimpse
 from sqair_world.types import Slots
@@ -93,6 +94,19 @@ class Propagation(nn.Module):
         proposal, _ = self._glimpse(image, proposal_where, mask, K)  # [R, N, D] (loc only)
         prior = self.prior(prev.what, prev.where, prev.pres, h_prior)
 
+        # The relation RNN's and the where MLP's terms of the inputs known before the loop (proposal, and the
+        # slot's own what/where/pres/h_temporal at t-1), computed for all slots at once (nn.linear_blocks)
+        D = cfg.n_what
+        W_prop, W_carry, W_own, W_rel = linear_blocks(self.relation_rnn.cell, [D, D + 5, D + 5 + H, H])
+        own = torch.cat([prev.what, prev.where, prev.pres.unsqueeze(-1), h_temporal], -1)  # [R, N, D+5+H]
+        rel_static = proposal @ W_prop + own @ W_own + self.relation_rnn.cell.bias  # [R, N, H]
+        first = self.where_param.mlp[0]
+        W_where_rel, W_where_own = linear_blocks(first, [H, 4 + H])
+        where_static = torch.cat([prev.where, h_temporal], -1) @ W_where_own + first.bias  # [R, N, H]
+        # the what head and the gates read the same new temporal state: one product per slot for both
+        W_out = torch.cat([self.what_head.weight, self.gates.weight])
+        b_out = torch.cat([self.what_head.bias, self.gates.bias])
+
         # --- sequential over slots: the relation RNN ---
         h_rel = self.h_relation0.expand(R, H)
         carry = h_temporal.new_zeros(R, cfg.n_what + 4 + 1)  # (what, where, pres) of the previous slot at time t
@@ -104,20 +118,22 @@ class Propagation(nn.Module):
         steps = []  # per slot: what the log-densities below need
         for i in range(n_active):
             what_p, where_p, pres_p, h_t = prev.what[:, i], prev.where[:, i], prev.pres[:, i], h_temporal[:, i]
-            h_rel = self.relation_rnn(torch.cat([proposal[:, i], carry, what_p, where_p, pres_p.unsqueeze(-1), h_t], -1), h_rel)
-            # where: residual update with a full-covariance posterior
-            delta, raw = self.where_param(torch.cat([h_rel, where_p, h_t], -1))
+            # h_rel = tanh(W [proposal, carry, what_p, where_p, pres_p, h_t, h_rel] + b), the known terms precomputed
+            h_rel = torch.tanh(torch.addmm(torch.addmm(rel_static[:, i], carry, W_carry), h_rel, W_rel))
+            # where: residual update with a full-covariance posterior; the MLP's input is [h_rel, where_p, h_t]
+            delta, raw = self.where_param.from_first_layer(torch.addmm(where_static[:, i], h_rel, W_where_rel))
             std = softplus_std(raw + cfg.prop_where_std_shift, cfg.min_std)
             loc = cap_scale(where_p + cfg.where_update_scale * delta, cfg.max_scale)
             scale_tril = std.unsqueeze(-1) * unit_tril  # diag(std) (L + I)
-            where = loc + (scale_tril.float() * torch.randn_like(loc).unsqueeze(-2)).sum(-1) if sample else loc.float()
+            where = loc + (scale_tril * torch.randn_like(loc).unsqueeze(-2)).sum(-1) if sample else loc
+            where, = as_float32(where)
             # what: masked glimpse at the new position, temporal GRU, gated update
             g_loc, g_std = self._glimpse(image, where.unsqueeze(1), mask[:, i:i + 1], K)
             g_loc, g_std = g_loc.squeeze(1), g_std.squeeze(1)
             h_t_new = self.temporal_rnn(torch.cat([h_rel, where, g_loc, g_std], -1), h_t)
-            t_loc, t_raw = self.what_head(h_t_new).chunk(2, -1)
+            t_loc, t_raw, gate_raw = F.linear(h_t_new, W_out, b_out).split([D, D, 3 * D], -1)
             t_std = softplus_std(t_raw, cfg.min_std)
-            f, g_in, g_t = (torch.sigmoid(self.gates(h_t_new)) * cfg.gate_scale).chunk(3, -1)
+            f, g_in, g_t = (torch.sigmoid(gate_raw) * cfg.gate_scale).chunk(3, -1)
             what_loc = f * what_p + (1 - g_in) * g_loc + (1 - g_t) * t_loc
             what_std = (1 - g_in) * g_std + (1 - g_t) * t_std
             what = sample_normal(what_loc, what_std, sample)

@@ -13,6 +13,7 @@ of the matrices' row sums. Both equal ``grid_sample`` on an ``affine_grid`` (tes
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -24,6 +25,8 @@ MIN_SCALE = 1e-4
 
 def _clip_min_straight_through(x: Tensor, floor: float) -> Tensor:
     """max(x, floor) in the forward pass, identity gradient (reference: scale clipped at 1e-4)."""
+    if not x.requires_grad:  # tracking, evaluation: the same value in one op instead of four
+        return x.clamp_min(floor)
     return x + (x.clamp_min(floor) - x).detach()
 
 
@@ -46,8 +49,9 @@ def cap_scale(where: Tensor, max_scale: float) -> Tensor:
 
 def centre_inside(where: Tensor, margin: float) -> Tensor:
     """1.0 where the box centre of ``where [..., 4]`` lies at least ``margin`` (fraction of the image side)
-    inside the border, else 0.0: ``[...]``. Centre fraction (t + 1) / 2 in [m, 1 - m]  <=>  |t| <= 1 - 2m."""
-    return (torch.tanh(where[..., 2:]).abs() <= 1 - 2 * margin).all(-1).to(where.dtype)
+    inside the border, else 0.0: ``[...]``. Centre fraction (t + 1) / 2 in [m, 1 - m]  <=>  |t| <= 1 - 2m,
+    i.e. |shift logit| <= atanh(1 - 2m) (t = tanh of the logit)."""
+    return (where[..., 2:].abs() <= math.atanh(1 - 2 * margin)).all(-1).to(where.dtype)
 
 
 def where_to_box(where: Tensor) -> Tensor:
@@ -71,8 +75,17 @@ def _interp_matrix(pos: Tensor, size: int) -> Tensor:
     return (1 - (pos.unsqueeze(-1) - grid).abs()).clamp_min(0)
 
 
+@functools.lru_cache(maxsize=64)
+def _linspace(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    with torch.inference_mode(False):  # a normal tensor, usable under autograd even if first made in inference mode
+        return torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device)
+
+
 def _lin(n: int, ref: Tensor) -> Tensor:
-    return torch.linspace(-1.0, 1.0, n, dtype=ref.dtype, device=ref.device)
+    """``n`` grid coordinates from -1 to 1 (eager: cached, made once per size, dtype and device, not per call)."""
+    if torch.compiler.is_compiling():  # a constant of the compiled graph; dynamo does not trace lru_cache
+        return torch.linspace(-1.0, 1.0, n, dtype=ref.dtype, device=ref.device)
+    return _linspace(n, ref.dtype, ref.device)
 
 
 def inverse_matrices(where: Tensor, image_hw: tuple[int, int], glimpse_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -100,12 +113,11 @@ def image_to_glimpse(image: Tensor, where: Tensor, glimpse_hw: tuple[int, int]) 
     B, C = image.shape[:2]
     h, w = glimpse_hw
     mid = where.shape[1:-1]
-    scale, shift = where_to_scale_shift(where.reshape(B, -1, 4))  # [B, M, 2]
-    gx = scale[..., 0:1] * _lin(w, where) + shift[..., 0:1]  # [B, M, w]
-    gy = scale[..., 1:2] * _lin(h, where) + shift[..., 1:2]  # [B, M, h]
-    M = gx.shape[1]
-    grid = torch.stack([gx.unsqueeze(2).expand(B, M, h, w), gy.unsqueeze(3).expand(B, M, h, w)], -1)
-    out = F.grid_sample(image, grid.reshape(B, M * h, w, 2), mode="bilinear", padding_mode="zeros",
+    scale, shift = where_to_scale_shift(where.reshape(-1, 4))  # [B*M, 2]
+    theta = torch.cat([torch.diag_embed(scale), shift.unsqueeze(-1)], -1)  # [B*M, 2, 3] = [[sx, 0, tx], [0, sy, ty]]
+    M = theta.shape[0] // B
+    grid = F.affine_grid(theta, [B * M, C, h, w], align_corners=True)  # [B*M, h, w, 2]
+    out = F.grid_sample(image, grid.view(B, M * h, w, 2), mode="bilinear", padding_mode="zeros",
                         align_corners=True)  # [B, C, M*h, w]
     return out.view(B, C, M, h, w).transpose(1, 2).reshape(B, *mid, C, h, w)
 

@@ -57,15 +57,20 @@ def mixed_precision(device: torch.device | str, enabled: bool = True) -> torch.a
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def accelerate(model: nn.Module, dynamic: bool | None = False) -> nn.Module:
+def accelerate(model: nn.Module, dynamic: bool | None = False, cpp_wrapper: bool = False) -> nn.Module:
     """``torch.compile`` the model's ``step``, the per-frame function its ``forward`` and ``online_step`` call, in place.
 
     ``dynamic=False`` (training): one graph per batch size, plus one for the first frame, compiled on first
     use (20-120 s on 2 CPU cores; inductor caches the kernels on disk). ``None`` (env wrappers, whose row
     subsets vary): torch's automatic dynamic shapes after the first recompilation. ``state_dict`` is
     unchanged: the compiled step is an instance attribute over the plain method.
+
+    ``cpp_wrapper`` (inference on CPU, the env wrappers): inductor calls its kernels from generated C++
+    instead of Python. A step runs hundreds of tiny kernels, so the Python launches matter: on a 2-core
+    EPYC one online Pac-Man step took 3.4 ms against 4.6 ms (compilation 4.4 min against 3.1 min).
     """
-    model.step = torch.compile(type(model).step.__get__(model), dynamic=dynamic)
+    options = {"cpp_wrapper": True} if cpp_wrapper else None
+    model.step = torch.compile(type(model).step.__get__(model), dynamic=dynamic, options=options)
     return model
 
 

@@ -126,11 +126,12 @@ def test_all_absent_rows_are_finite():
     assert out.count.sum() == 0 and torch.isfinite(out.iwae).all()
 
 
-@pytest.mark.parametrize("disc_step_bias", [-50.0, 0.0, 2.0])
-def test_inference_without_gradients_skips_absent_slots_exactly(disc_step_bias):
-    # without gradients, discovery stops once every row's chain has ended and propagation after the last
-    # present slot; the present slots, identities and weights must equal the full computation
-    model = tiny(disc_step_bias=disc_step_bias).eval()
+@pytest.mark.parametrize("disc_step_bias, prop_step_bias", [(-50.0, 0.0), (0.0, 0.0), (2.0, 0.0), (30.0, 30.0)])
+def test_inference_without_gradients_skips_absent_slots_exactly(disc_step_bias, prop_step_bias):
+    # without gradients, discovery stops once every row's chain has ended (or runs no step when propagation
+    # fills every slot: the last case) and propagation after the last present slot; the present slots,
+    # identities and weights must equal the full computation
+    model = tiny(disc_step_bias=disc_step_bias, prop_step_bias=prop_step_bias).eval()
     x = torch.rand(4, 3, 1, 24, 24)
     runs = []
     for grad in (True, False):
@@ -148,6 +149,8 @@ def test_inference_without_gradients_skips_absent_slots_exactly(disc_step_bias):
         assert torch.allclose(full.state.z.what * p[..., None], fast.state.z.what * p[..., None], atol=1e-5)
         for name in ("log_lik", "log_q", "log_p"):
             assert torch.allclose(getattr(full, name), getattr(fast, name), atol=1e-3), name
+    if prop_step_bias > 0:  # the case above happened: every slot propagated, so no discovery step ran
+        assert bool(runs[1][-1].state.z.pres.all()) and runs[1][-1].num_disc.sum() == 0
 
 
 def test_identities_persist_when_forced_to_propagate():

@@ -42,7 +42,7 @@ def test_compiled_training_step_equals_eager():
 
 def test_compiled_online_step_equals_eager():
     eager, fast = _pair()
-    accelerate(fast, dynamic=None)
+    accelerate(fast, dynamic=None, cpp_wrapper=True)  # as the env wrappers compile it on CPU
     x = torch.rand(3, 2, 1, 24, 24)
     states = [None, None]
     for t in range(3):

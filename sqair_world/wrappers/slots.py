@@ -117,8 +117,8 @@ class SlotEncoder:
             raise ValueError(f"threads must be >= 1 or None (leave torch's setting), got {threads}")
         self.threads = threads
         self.model = model.to(self.device).eval()
-        if compile:  # about 2x faster steps after 30-60 s of compilation at the first steps (docs/gym.md, Speed)
-            accelerate(self.model, dynamic=None)
+        if compile:  # 2-3x faster steps after minutes of compilation at the first steps (docs/gym.md, Speed)
+            accelerate(self.model, dynamic=None, cpp_wrapper=self.device.type == "cpu")
         self.num_envs = num_envs
         self.num_slots = num_slots or model.cfg.max_objects
         if self.num_slots < 1:
