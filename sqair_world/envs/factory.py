@@ -42,7 +42,7 @@ def make_sqair_env(game: str = "Pacman", checkpoint: str | Path | None = None, d
     ``frameskip`` is the number of raw frames pooled per step (each action repeated); ``ale_kwargs`` go to
     ``gym.make`` of the ALE env (e.g. ``repeat_action_probability``, ``mode``, ``difficulty``). ``threads``:
     intra-op CPU threads for the model call (1 is fastest for one env; None leaves torch's setting). ``compile``:
-    ``torch.compile`` the model's step (about 2x faster steps after 30-60 s of compilation at the first steps).
+    ``torch.compile`` the model's step (2-3x faster steps after 1-4 min of compilation at the first steps on 2 CPU cores).
     """
     from sqair_world.wrappers.slots import SQAIRObservation
 
