@@ -116,11 +116,13 @@ class MazePreprocessing(gym.Wrapper):
         Erasing sets the same pixels to the same colour in every raw frame, so it commutes with the
         max: we erase once, after pooling.
         """
-        pooled = np.maximum.reduce(raw_frames) if len(raw_frames) > 1 else raw_frames[0].copy()
-        if self.erase:
-            pooled[self._pellets] = self._background
         r0, r1 = self.game.rows
-        return cv2.resize(pooled[r0:r1], (self.size, self.size), interpolation=cv2.INTER_AREA)
+        pooled = raw_frames[0][r0:r1].copy()  # crop first: the rest touches only the maze rows
+        for frame in raw_frames[1:]:
+            np.maximum(pooled, frame[r0:r1], out=pooled)  # in place: no stacked copy of the raw frames
+        if self.erase:
+            pooled[self._pellets[r0:r1]] = self._background
+        return cv2.resize(pooled, (self.size, self.size), interpolation=cv2.INTER_AREA)
 
     def ram_xy(self) -> np.ndarray:
         ram = self.env.unwrapped.ale.getRAM()
