@@ -68,9 +68,7 @@ class StochasticTransformParam(nn.Module):
 
     def from_first_layer(self, pre: Tensor) -> tuple[Tensor, Tensor]:
         """The same from the first Linear's output ``[R, n_hidden]`` (for callers that compute it in parts)."""
-        for layer in tuple(self.mlp)[1:]:  # (slicing an nn.Sequential builds a new module: slower)
-            pre = layer(pre)
-        loc, raw = pre.chunk(2, -1)
+        loc, raw = self.mlp(pre, start=1).chunk(2, -1)
         return loc, raw + self.offset
 
 

@@ -54,10 +54,11 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
         self.n_out = n_in
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """Apply the layers from index ``start`` on (``start=1``: ``x`` is already the first Linear's output)."""
         # F.linear / F.elu on the layers' tensors instead of calling each child module: a module call costs a few
         # us of Python (hook and tracing checks), which the ~40 sequential slot steps of a frame multiply
-        for layer in self._modules.values():
+        for layer in list(self._modules.values())[start:]:
             x = F.elu(x) if type(layer) is nn.ELU else F.linear(x, layer.weight, layer.bias)
         return x
 
