@@ -53,7 +53,7 @@ class Discovery(nn.Module):
         return (self.latent_encoder(torch.cat([prop.what, prop.where], -1)) * prop.pres.unsqueeze(-1)).sum(1)
 
     def forward(self, image: Tensor, image_features: Tensor, c: Tensor, e: Tensor, t_positive: Tensor,
-                max_allowed: Tensor | None, sample: bool = True) -> DiscoveryOutput:
+                max_allowed: Tensor | None, sample: bool = True, steps: int | None = None) -> DiscoveryOutput:
         """Discover up to N new objects in each row.
 
         :param image: ``[B, C, H_img, W_img]`` the frame (shared by the K particles of each sequence)
@@ -62,6 +62,8 @@ class Discovery(nn.Module):
         :param e: ``[R, 1]`` summary of the propagation prior's presence (reference §3.1)
         :param t_positive: ``[R]`` 1. after the first frame, else 0.
         :param max_allowed: ``[R]`` N - number propagated (the paper's cap) or None (released code)
+        :param steps: run at most this many slot steps (None: N); ``SQAIR._discover`` passes 0 in the compiled
+            branch where ``max_allowed`` is 0 in every row
         """
         cfg = self.cfg
         R, B = c.shape[0], image.shape[0]
@@ -76,7 +78,9 @@ class Discovery(nn.Module):
         # (exact: they add nothing to the weights): those past the largest cap, and those after every row's
         # stopping chain has ended. A tracker whose slots are all taken runs no discovery step at all.
         skip = eager_inference()
-        n_steps = int(max_allowed.max()) if skip and max_allowed is not None else N
+        n_steps = N if steps is None else min(steps, N)
+        if skip and max_allowed is not None:
+            n_steps = min(n_steps, int(max_allowed.max()))
         for j in range(n_steps):
             if j > 0 and skip and not bool(pres.any()):
                 break

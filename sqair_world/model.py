@@ -14,11 +14,13 @@ Axes: T time, B batch, K particles, R = B*K rows (row = b*K + k), N slots, D = n
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from sqair_world.config import SQAIRConfig
-from sqair_world.discovery import Discovery
+from sqair_world.discovery import Discovery, DiscoveryOutput
 from sqair_world.distributions import gaussian_image_log_lik, sample_bernoulli
 from sqair_world.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
 from sqair_world.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
@@ -38,12 +40,11 @@ def check_frames(x: Tensor, image_shape: tuple[int, int, int], leading: int, wha
     if not x.is_floating_point():
         raise TypeError(f"{what} must be a float tensor with values in [0, 1], got dtype {x.dtype}; "
                         "convert uint8 frames with x.float() / 255")
-    lo, hi = torch.aminmax(x.detach())
-    if not (torch.isfinite(lo) and torch.isfinite(hi)):
+    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()  # one device sync: this runs at every tracking step; NaN propagates
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{what} contains NaN or inf")
     if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"{what} values must lie in [0, 1], got [{lo.item():.3g}, {hi.item():.3g}]; "
-                         "divide uint8 frames by 255")
+        raise ValueError(f"{what} values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; divide uint8 frames by 255")
 
 
 class SQAIR(nn.Module):
@@ -163,7 +164,7 @@ class SQAIR(nn.Module):
         n_prop = prop_z.pres.sum(-1)
         c = self.discovery.condition(prop_z)
         max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
-        disc = self.discovery(seen, feats, c, e, t_pos, max_allowed, sample)
+        disc = self._discover(seen, feats, c, e, t_pos, max_allowed, sample)
 
         new_state, is_new = self._merge(state, prop_z, Slots(disc.what, disc.where, disc.pres, torch.full_like(prop_z.id, -1)),
                                         h_temporal, h_prior)
@@ -173,6 +174,24 @@ class SQAIR(nn.Module):
         log_lik = gaussian_image_log_lik(image.unsqueeze(1), canvas.view(B, K, *canvas.shape[1:]), cfg.output_std).view(R)
         return StepOutput(new_state, canvas, log_lik, log_q + disc.log_q, log_p + disc.log_p,
                           log_q_pres + disc.log_q_pres, n_prop, is_new.sum(-1).to(feats.dtype))
+
+    def _discover(self, seen: Tensor, feats: Tensor, c: Tensor, e: Tensor, t_pos: Tensor, max_allowed: Tensor | None,
+                  sample: bool) -> DiscoveryOutput:
+        """DISC. Without gradients, a frame whose slots propagation has filled in every row needs no discovery step:
+        the cap makes every discovered slot absent, so skipping is exact. For a tracker that is most frames (249
+        of 300 on Pac-Man). Uncompiled, ``Discovery.forward`` skips by itself; compiled, the branch is a
+        ``torch.cond`` (both sides in the graph, no graph break): a full DISC pass is about a quarter of the
+        compiled Pac-Man step (1.40 vs 1.07 ms)."""
+        if max_allowed is None or torch.is_grad_enabled() or not torch.compiler.is_compiling():
+            return self.discovery(seen, feats, c, e, t_pos, max_allowed, sample)
+
+        def run(*args: Tensor) -> tuple[Tensor, ...]:
+            return tuple(self.discovery(*args, sample))
+
+        def skip(*args: Tensor) -> tuple[Tensor, ...]:
+            return tuple(self.discovery(*args, sample, 0))
+
+        return DiscoveryOutput(*torch.cond(max_allowed.any(), run, skip, (seen, feats, c, e, t_pos, max_allowed)))
 
     def _merge(self, state: TrackState, prop: Slots, disc: Slots, h_temporal: Tensor, h_prior: Tensor) -> tuple[TrackState, Tensor]:
         """Merge (reference §2.6): propagated then discovered slots, present first (stable), truncated to N.

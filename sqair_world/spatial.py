@@ -58,7 +58,7 @@ def where_to_box(where: Tensor) -> Tensor:
     """``[..., 4]`` logits -> boxes ``[..., 4]`` = (x_centre, y_centre, width, height) as fractions of the
     image width/height: the glimpse covers image coordinates t +- s, i.e. fraction (t + 1)/2 +- s/2."""
     scale, shift = where_to_scale_shift(where)
-    return torch.stack([(shift[..., 0] + 1) / 2, (shift[..., 1] + 1) / 2, scale[..., 0], scale[..., 1]], -1)
+    return torch.cat([(shift + 1) / 2, scale], -1)
 
 
 def box_to_where(box: Tensor) -> Tensor:

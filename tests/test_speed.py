@@ -3,6 +3,7 @@ import torch
 
 from sqair_world.registry import build_model
 from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
+from sqair_world.wrappers.slots import SlotEncoder, frames_to_input
 
 # two slots and two frames keep the compiled graphs (and the compile time of these tests) small
 TINY = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=6, n_hidden=32, n_hidden_small=16, k_particles=3,
@@ -40,19 +41,40 @@ def test_compiled_training_step_equals_eager():
         assert torch.allclose(ga[name], gb[name], rtol=1e-3, atol=1e-3), name
 
 
-def test_compiled_online_step_equals_eager():
+def test_compiled_tracking_equals_eager():
+    """The env wrappers' compiled step (cpp_wrapper; dynamo's guards skipped once both graphs exist) tracks as the
+    eager model does: on both sides of the discovery branch (SQAIR._discover) and across a reset."""
     eager, fast = _pair()
-    accelerate(fast, dynamic=None, cpp_wrapper=True)  # as the env wrappers compile it on CPU
-    x = torch.rand(3, 2, 1, 24, 24)
-    states = [None, None]
-    for t in range(3):
-        outs = [m.online_step(s, x[t]) for m, s in zip((eager, fast), states)]
-        states = [o.state for o in outs]
-        a, b = outs
-        assert torch.equal(a.state.z.pres, b.state.z.pres) and torch.equal(a.state.z.id, b.state.z.id)
-        p = a.state.z.pres.unsqueeze(-1)
-        assert torch.allclose(a.state.z.where * p, b.state.z.where * p, atol=1e-4)
-        assert torch.allclose(a.log_lik + a.log_p - a.log_q, b.log_lik + b.log_p - b.log_q, rtol=1e-4, atol=1e-2)
+    enc = SlotEncoder(fast, 1, device="cpu", compile=True)
+    frames = torch.randint(0, 256, (6, 1, 24, 24, 1), dtype=torch.uint8).numpy()
+    N = TINY["max_objects"]
+
+    def free_last_slot(state):  # as if that object had left: the next frame runs discovery again
+        return state._replace(z=state.z._replace(pres=torch.cat([state.z.pres[:, :-1], torch.zeros(1, 1)], 1)))
+
+    state, all_taken = None, []
+    for t in range(6):
+        if t == 4:
+            enc.reset()
+            state = None
+        if t == 5:  # steps 2-4 ran without guard evaluation; a state made outside inference mode fits no
+            assert enc._guards_checked  # compiled graph: the encoder falls back to evaluating guards (and recompiles)
+            enc.state = enc.state._replace(h_temporal=enc.state.h_temporal.clone())
+        with torch.inference_mode():
+            enc.encode(frames[t])
+            out = eager.online_step(state, frames_to_input(frames[t], TINY["image_shape"], torch.device("cpu")))
+        state, a, b = out.state, out.state.z, enc.state.z
+        assert torch.equal(a.pres, b.pres) and torch.equal(a.id, b.id), t
+        assert torch.allclose(a.where * a.pres.unsqueeze(-1), b.where * b.pres.unsqueeze(-1), atol=1e-4), t
+        assert torch.allclose(out.log_lik + out.log_p - out.log_q, enc.last.log_lik + enc.last.log_p - enc.last.log_q,
+                              rtol=1e-4, atol=1e-2), t
+        if t not in (0, 4):
+            all_taken.append(bool((out.num_prop == N).all()))
+        if t == 1:
+            with torch.inference_mode():
+                state, enc.state = free_last_slot(state), free_last_slot(enc.state)
+    assert not enc._skip_guards
+    assert all_taken[:2] == [True, False]  # both sides of the branch were compared
 
 
 def test_reduced_precision_matmul_keeps_the_bound():
