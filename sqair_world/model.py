@@ -40,7 +40,8 @@ def check_frames(x: Tensor, image_shape: tuple[int, int, int], leading: int, wha
     if not x.is_floating_point():
         raise TypeError(f"{what} must be a float tensor with values in [0, 1], got dtype {x.dtype}; "
                         "convert uint8 frames with x.float() / 255")
-    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()  # one device sync: this runs at every tracking step; NaN propagates
+    # one device sync (this runs at every tracking step); a NaN anywhere makes both NaN
+    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{what} contains NaN or inf")
     if lo < -1e-3 or hi > 1 + 1e-3:

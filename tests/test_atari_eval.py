@@ -1,8 +1,9 @@
-"""Atari checkpoint evaluation against console-RAM ground truth: CLI smoke test on a tiny untrained model."""
+"""Atari checkpoint evaluation against console-RAM ground truth: CLI smoke test (tiny untrained model), matching rule."""
 import json
 import subprocess
 import sys
 
+import numpy as np
 import torch
 
 from sqair_world.checkpoint import save_model
@@ -22,6 +23,8 @@ def test_atari_eval_cli_smoke(tmp_path, capsys):
     assert out.returncode == 0, out.stderr
     r = json.loads((tmp_path / "r.json").read_text())
     assert 0.0 <= r["count_acc"] <= 1.0 and r["steps"] == 30 and (tmp_path / "ep.gif").stat().st_size > 0
+    assert list(r["found_by_sprite"]) == ["player", "ghost1", "ghost2", "ghost3", "ghost4"]
+    assert all(0.0 <= v <= 1.0 for v in r["found_by_sprite"].values())
     import imageio.v3 as iio
 
     rec = iio.imread(tmp_path / "rec.png")  # 3 sequences x (input, reconstruction) rows of 6 frames at 2x
@@ -30,3 +33,13 @@ def test_atari_eval_cli_smoke(tmp_path, capsys):
 
     assert main(["--env", "ALE/MsPacman-v5", "--checkpoint", str(ckpt), "--steps", "5"]) == 2
     assert "trained on ALE/Pacman-v5" in capsys.readouterr().err
+
+
+def test_sprites_found_within_the_distance():
+    from sqair_world.wrappers.atari_eval import sprites_found
+
+    truth = np.array([[10.0, 10.0], [40.0, 40.0], [42.0, 41.0]])
+    centres = np.array([[13.0, 14.0], [41.0, 40.5]])  # 5 px from the first sprite; one box for two close sprites
+    assert sprites_found(truth, centres, 5.0).tolist() == [True, True, True]
+    assert sprites_found(truth, centres, 4.9).tolist() == [False, True, True]
+    assert sprites_found(truth, np.zeros((0, 2)), 5.0).tolist() == [False, False, False]

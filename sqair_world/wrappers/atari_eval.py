@@ -6,7 +6,8 @@
 Ground truth: the sprite centres read from RAM (player, ghosts, fruit) mapped to the 84x84 frame. Counting
 accuracy (and mean absolute error) compares the number of present slots with the number of sprites inside the
 frame; recall, precision, MOTA and IDF1 match inferred box centres to sprite centres within ``--max-distance``
-pixels (motmetrics).
+pixels (motmetrics). ``found_by_sprite``: per sprite (player, ghosts, fruit), the fraction of frames with the sprite
+inside in which some inferred box centre lies within that distance of it.
 """
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ import sys
 
 import numpy as np
 import torch
+
+
+def sprites_found(truth: np.ndarray, centres: np.ndarray, max_distance: float) -> np.ndarray:
+    """bool ``[S]``: some inferred box centre (``centres [M, 2]``, pixels) lies within ``max_distance`` of sprite s
+    (``truth [S, 2]``). Unlike MOT recall, one box may stand for two overlapping sprites."""
+    if not len(centres):
+        return np.zeros(len(truth), bool)
+    return np.sqrt(((truth[:, None] - centres[None]) ** 2).sum(-1)).min(1) <= max_distance
 
 
 def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000, seed: int = 0,
@@ -34,6 +43,7 @@ def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000
     obs, info = env.reset(seed=seed)
     acc = mm.MOTAccumulator(auto_id=True)
     hits, count_err, bounds, action = [], [], [], 0
+    found, seen = np.zeros(len(game.names)), np.zeros(len(game.names))  # per sprite: frames found / inside
     for _ in range(steps):
         if rng.random() < 0.25:
             action = int(rng.integers(env.action_space.n))
@@ -48,6 +58,8 @@ def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000
         hits.append(pres.sum() == inside.sum())
         count_err.append(abs(int(pres.sum()) - int(inside.sum())))
         bounds.append(info["sqair_bound"])
+        found += sprites_found(truth, centres, max_distance) & inside
+        seen += inside
         gt = truth[inside]
         d = np.sqrt(((gt[:, None] - centres[None]) ** 2).sum(-1)) if len(gt) and len(centres) else np.empty((len(gt), len(centres)))
         acc.update(np.flatnonzero(inside).tolist(), obs["id"][pres].tolist(), np.where(d <= max_distance, d, np.nan))
@@ -58,7 +70,8 @@ def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000
               "precision": float(summary["precision"].iloc[0]), "mota": float(summary["mota"].iloc[0]),
               "motp_px": float(summary["motp"].iloc[0]), "idf1": float(summary["idf1"].iloc[0]),
               "num_switches": int(summary["num_switches"].iloc[0]), "mean_step_bound": float(np.mean(bounds)),
-              "max_distance_px": max_distance}
+              "max_distance_px": max_distance,
+              "found_by_sprite": {n: round(float(f / max(c, 1)), 3) for n, f, c in zip(game.names, found, seen)}}
     if gif:
         record_episode_gif(env, gif, max_steps=gif_steps, seed=seed + 1)
     return result
