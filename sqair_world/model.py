@@ -135,19 +135,22 @@ class SQAIR(nn.Module):
         return canvas
 
     # ------------------------------------------------------------------ one time step
-    def step(self, state: TrackState, image: Tensor, image_features: Tensor, sample: bool = True,
+    def step(self, state: TrackState, image: Tensor, image_features: Tensor | None, sample: bool = True,
              first: bool = False) -> StepOutput:
         """Infer z_t for frame ``image [B, C, H, W]`` from ``state`` (rows R = B*K) and score it.
 
-        :param image_features: ``[B, H]`` image encoding of this frame (shared by particles)
+        :param image_features: ``[B, H]`` image encoding of this frame (shared by particles); None: encode it here
+            (online tracking, so that the encoder runs inside the compiled step)
         :param first: every row is at its first frame (skips the no-op propagation)
         """
         cfg = self.cfg
         R, N = state.z.pres.shape
         B = image.shape[0]
         K = R // B
-        feats = image_features.repeat_interleave(K, 0)  # [R, H]
         seen = self.foreground(image)  # what the glimpse encoders read
+        if image_features is None:
+            image_features = self.image_encoder(seen)
+        feats = image_features.repeat_interleave(K, 0)  # [R, H]
         zero = feats.new_zeros(R)
         if self.propagation is not None and not first:
             prop = self.propagation(seen, state.z, state.h_temporal, state.h_prior, sample)
@@ -271,7 +274,7 @@ class SQAIR(nn.Module):
             raise ValueError(f"state has {state.z.pres.shape[0]} rows but x_t has batch {B}")
         first = self.propagation is None or not bool((state.t > 0).any())
         # AIR keeps this frame's objects in the returned state (callers read them); the next step ignores them
-        return self.step(state, x_t, self.encode_images(x_t), sample, first)
+        return self.step(state, x_t, None, sample, first)
 
     # ------------------------------------------------------------------ imagination
     @torch.no_grad()
