@@ -36,10 +36,13 @@ def test_atari_eval_cli_smoke(tmp_path, capsys):
 
 
 def test_sprites_found_within_the_distance():
-    from sqair_world.wrappers.atari_eval import sprites_found
+    from sqair_world.wrappers.atari_eval import centre_distances, sprites_found
 
     truth = np.array([[10.0, 10.0], [40.0, 40.0], [42.0, 41.0]])
     centres = np.array([[13.0, 14.0], [41.0, 40.5]])  # 5 px from the first sprite; one box for two close sprites
-    assert sprites_found(truth, centres, 5.0).tolist() == [True, True, True]
-    assert sprites_found(truth, centres, 4.9).tolist() == [False, True, True]
-    assert sprites_found(truth, np.zeros((0, 2)), 5.0).tolist() == [False, False, False]
+    d = centre_distances(truth, centres)
+    assert d.shape == (3, 2) and abs(d[0, 0] - 5.0) < 1e-9
+    assert sprites_found(d, 5.0).tolist() == [True, True, True]
+    assert sprites_found(d, 4.9).tolist() == [False, True, True]
+    empty = centre_distances(truth, np.zeros((0, 2)))
+    assert empty.shape == (3, 0) and sprites_found(empty, 5.0).tolist() == [False, False, False]

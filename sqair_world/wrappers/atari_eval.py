@@ -19,12 +19,15 @@ import numpy as np
 import torch
 
 
-def sprites_found(truth: np.ndarray, centres: np.ndarray, max_distance: float) -> np.ndarray:
-    """bool ``[S]``: some inferred box centre (``centres [M, 2]``, pixels) lies within ``max_distance`` of sprite s
-    (``truth [S, 2]``). Unlike MOT recall, one box may stand for two overlapping sprites."""
-    if not len(centres):
-        return np.zeros(len(truth), bool)
-    return np.sqrt(((truth[:, None] - centres[None]) ** 2).sum(-1)).min(1) <= max_distance
+def centre_distances(truth: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Pixel distances ``[S, M]`` between sprite centres ``truth [S, 2]`` and inferred box centres ``centres [M, 2]``."""
+    return np.sqrt(((truth[:, None] - centres[None]) ** 2).sum(-1)).reshape(len(truth), len(centres))
+
+
+def sprites_found(distances: np.ndarray, max_distance: float) -> np.ndarray:
+    """bool ``[S]``: some inferred box centre lies within ``max_distance`` of sprite s (``distances [S, M]`` from
+    :func:`centre_distances`). Unlike MOT recall, one box may stand for two overlapping sprites."""
+    return (distances <= max_distance).any(1)
 
 
 def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000, seed: int = 0,
@@ -58,10 +61,10 @@ def evaluate_atari(env_id: str, checkpoint: str | None = None, steps: int = 1000
         hits.append(pres.sum() == inside.sum())
         count_err.append(abs(int(pres.sum()) - int(inside.sum())))
         bounds.append(info["sqair_bound"])
-        found += sprites_found(truth, centres, max_distance) & inside
+        d_all = centre_distances(truth, centres)  # [S, M]
+        found += sprites_found(d_all, max_distance) & inside
         seen += inside
-        gt = truth[inside]
-        d = np.sqrt(((gt[:, None] - centres[None]) ** 2).sum(-1)) if len(gt) and len(centres) else np.empty((len(gt), len(centres)))
+        d = d_all[inside]
         acc.update(np.flatnonzero(inside).tolist(), obs["id"][pres].tolist(), np.where(d <= max_distance, d, np.nan))
     summary = mm.metrics.create().compute(acc, metrics=["mota", "motp", "idf1", "num_switches", "recall", "precision"],
                                           name="run")
