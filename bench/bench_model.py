@@ -1,18 +1,30 @@
 """Training-iteration speed of the models at the paper's setting, against this machine's matmul floor.
 
     python bench/bench_model.py [--models mlp-sqair mlp-air ...] [--iters 5] [--threads 2]
-                                [--modes eager compile compile-bf16]
+                                [--modes eager eager-dense compile compile-bf16 ...] [--workloads init trained]
 
-Prints, per model and mode, ``BENCH <model>_train_iter_seconds_<mode>``, the FLOPs per iteration (counted
-with ``torch.utils.flop_counter.FlopCounterMode``) and ``BENCH <model>_train_iter_floor_ratio_<mode>`` =
-measured time / (FLOPs / fp32 matmul throughput measured in the same run). Modes (sqair_world/speed.py):
-``eager`` plain PyTorch; ``autocast`` bfloat16 autocast of the networks (TrainConfig.autocast);
-``compile`` torch.compile of the per-frame step (TrainConfig.compile); ``compile-autocast`` both;
-``compile-bf16`` compiled with float32 matmuls computed in bfloat16 (TrainConfig.fast_matmul). Denormals are flushed in all
-modes, as the trainer does. The three bfloat16 modes are skipped on CPUs without native bfloat16
-(AVX512-BF16/AMX), where they run slower than float32 (autocast over ten times slower). ``BENCH <model>_train_iter_seconds`` is the fastest mode. Also the AIR
-baseline at Pyro's setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single
-50x50 frame.
+Prints, per model, workload and mode, ``BENCH <model>[_trained]_train_iter_seconds_<mode>``, the FLOPs that mode
+computes per iteration (counted with ``torch.utils.flop_counter.FlopCounterMode``) and
+``BENCH ..._train_iter_floor_ratio_<mode>`` = measured time / (FLOPs / fp32 matmul throughput). The throughput is
+the best of several 2048x2048 ``torch.mm`` timings at the start and at the end of the run (a busy moment only
+lowers a timing, and a lower throughput would flatter the ratios).
+
+Workloads (batch 32, K 5, T 10, 50x50):
+
+- ``init``: a freshly initialised model on uniform-noise frames, where nearly every slot is taken (the
+  workload of earlier sessions' figures);
+- ``trained`` (MLP-SQAIR only): the shipped moving-MNIST checkpoint on moving-MNIST sequences of the embedded
+  digits, 0-2 digits per sequence: the workload of a training run past its first minutes.
+
+Modes (sqair_world/speed.py): ``eager`` plain PyTorch, slot steps computed on the rows where the slot exists
+(``nn.RowSubset``); ``eager-dense`` the same with every row computed (``nn.row_compaction(False)``), the side-by-side
+baseline of that change; ``autocast`` bfloat16 autocast of the networks (TrainConfig.autocast); ``compile``
+torch.compile of the per-frame step (TrainConfig.compile; static shapes, so every row is computed);
+``compile-autocast`` both; ``compile-bf16`` compiled with float32 matmuls computed in bfloat16
+(TrainConfig.fast_matmul). Denormals are flushed in all modes, as the trainer does. The three bfloat16 modes are
+skipped on CPUs without native bfloat16 (AVX512-BF16/AMX), where they run slower than float32 (autocast over ten
+times slower). ``BENCH <model>[_trained]_train_iter_seconds`` is the fastest mode. Also the AIR baseline at Pyro's
+setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single 50x50 frame.
 """
 from __future__ import annotations
 
@@ -20,27 +32,36 @@ import argparse
 import math
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sqair_world.checkpoint import load_model
+from sqair_world.nn import row_compaction
 from sqair_world.registry import MODEL_NAMES, build_model
 from sqair_world.speed import accelerate, cpu_has_native_bf16, flush_denormals, mixed_precision, reduced_precision_matmul
 
-MODES = ("eager", "autocast", "compile", "compile-autocast", "compile-bf16")
+MODES = ("eager", "eager-dense", "autocast", "compile", "compile-autocast", "compile-bf16")
 BF16_MODES = ("autocast", "compile-autocast", "compile-bf16")  # need native bfloat16 on the CPU
+WORKLOADS = ("init", "trained")
+TRAINED = Path(__file__).resolve().parents[1] / "sqair_world" / "checkpoints" / "moving_mnist.pt"
 
 PYRO_AIR_SECONDS = 0.13  # Pyro's examples/air at batch 64, 3 steps, on these machines (issue #5)
 
 
-def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+def matmul_gflops(n: int = 2048, reps: int = 5, rounds: int = 3) -> float:
+    """fp32 ``torch.mm`` throughput: the best of ``rounds`` timings of ``reps`` products."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(2):
         a @ b
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+    best = 0.0
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9)
+    return best
 
 
 def train_iteration(model, opt, x, k, autocast=False):
@@ -51,12 +72,27 @@ def train_iteration(model, opt, x, k, autocast=False):
     opt.step()
 
 
-def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "eager") -> tuple[float, float]:
+def moving_mnist_batch(T: int, B: int) -> torch.Tensor:
+    """``[T, B, 1, 50, 50]`` moving-MNIST frames made from the embedded test digits (seeded)."""
+    from sqair_world.data import load_embedded_mnist, make_moving_mnist
+    from sqair_world.data.torch_data import to_tensor
+
+    images, labels = load_embedded_mnist("eval")
+    return to_tensor(make_moving_mnist(images, labels, B, seed=1).frames[:T])
+
+
+def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "eager",
+                  workload: str = "init") -> tuple[float, float]:
+    """Median seconds of ``iters`` training iterations (after a warm-up, and compilation) and GFLOP per iteration."""
     torch.manual_seed(0)
     reduced_precision_matmul(mode == "compile-bf16")
-    model = build_model(name)
+    compact = row_compaction(mode == "eager")  # compiled steps have static shapes: every row is computed
+    if workload == "trained":
+        model, x = load_model(TRAINED), moving_mnist_batch(T, B)
+    else:
+        model = build_model(name)
+        x = torch.rand(T, B, *model.cfg.image_shape)
     opt = torch.optim.Adam(model.parameters(), 1e-5)
-    x = torch.rand(T, B, *model.cfg.image_shape)
     fc = FlopCounterMode(display=False)
     with fc:
         train_iteration(model, opt, x, K)
@@ -70,6 +106,7 @@ def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "ea
         train_iteration(model, opt, x, K, autocast)
         times.append(time.perf_counter() - t0)
     reduced_precision_matmul(False)
+    row_compaction(compact)
     return statistics.median(times[1:]), fc.get_total_flops() / 1e9
 
 
@@ -79,26 +116,35 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     flush_denormals()
     gflops = matmul_gflops()
-    print(f"BENCH fp32_matmul_gflops {gflops:.1f} GFLOP/s")
+    results = []  # (key, mode, seconds, GFLOP), rated once the matmul throughput is measured again at the end
     for name in args.models:
-        key = name.replace("-", "_")
-        best = math.inf
-        for mode in args.modes:
-            if mode in BF16_MODES and not cpu_has_native_bf16():
-                print(f"# mode {mode} skipped: this CPU has no native bfloat16 (speed.cpu_has_native_bf16)")
-                continue
-            sec, flops = time_training(name, 10, 32, 5, args.iters, mode)
-            best = min(best, sec)
+        for workload in args.workloads:
+            if workload == "trained" and name != "mlp-sqair":
+                continue  # the only model with a shipped moving-MNIST checkpoint
+            key = name.replace("-", "_") + ("_trained" if workload == "trained" else "")
+            for mode in args.modes:
+                if mode in BF16_MODES and not cpu_has_native_bf16():
+                    print(f"# mode {mode} skipped: this CPU has no native bfloat16 (speed.cpu_has_native_bf16)")
+                    continue
+                sec, flops = time_training(name, 10, 32, 5, args.iters, mode, workload)
+                results.append((key, mode, sec, flops))
+                print(f"BENCH {key}_train_iter_seconds_{mode.replace('-', '_')} {sec:.3f} s", flush=True)
+    gflops = max(gflops, matmul_gflops())
+    print(f"BENCH fp32_matmul_gflops {gflops:.1f} GFLOP/s")
+    for key in dict.fromkeys(r[0] for r in results):
+        rows = [r for r in results if r[0] == key]
+        for _, mode, sec, flops in rows:
             suffix = mode.replace("-", "_")
-            print(f"BENCH {key}_train_iter_seconds_{suffix} {sec:.3f} s")
+            print(f"BENCH {key}_train_iter_gflop_{suffix} {flops:.1f} GFLOP")
             print(f"BENCH {key}_train_iter_floor_ratio_{suffix} {sec / (flops / gflops):.2f}")
-        print(f"BENCH {key}_train_iter_gflop {flops:.1f} GFLOP")
-        print(f"BENCH {key}_train_iter_seconds {best:.3f} s")
-        print(f"BENCH {key}_train_iter_floor_ratio {best / (flops / gflops):.2f}")
+        _, mode, sec, flops = min(rows, key=lambda r: r[2])
+        print(f"BENCH {key}_train_iter_seconds {sec:.3f} s")
+        print(f"BENCH {key}_train_iter_floor_ratio {sec / (flops / gflops):.2f}")
     if "mlp-air" in args.models:
         sec, flops = time_training("mlp-air", 1, 64, 1, args.iters)
         print(f"BENCH mlp_air_batch64_3steps_seconds {sec:.4f} s")

@@ -17,9 +17,9 @@ from sqair_world.config import SQAIRConfig
 from sqair_world.distributions import (bernoulli_log_prob, mask_logit, normal_log_prob, sample_bernoulli,
                                        sample_normal, std_normal_log_prob)
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
-from sqair_world.nn import MLP, VanillaRNNCell, eager_inference, softplus_std
+from sqair_world.nn import MLP, RowSubset, VanillaRNNCell, softplus_std
 from sqair_world.priors import DiscoveryPrior
-from sqair_world.spatial import cap_scale, image_to_glimpse
+from sqair_world.spatial import cap_scale, row_glimpses
 from sqair_world.types import Slots
 
 
@@ -50,7 +50,10 @@ class Discovery(nn.Module):
 
     def condition(self, prop: Slots) -> Tensor:
         """c = sum_i pres_i * MLP([what, where]_i) over the propagated objects: ``[R, N, ...]`` -> ``[R, H]``."""
-        return (self.latent_encoder(torch.cat([prop.what, prop.where], -1)) * prop.pres.unsqueeze(-1)).sum(1)
+        R, N = prop.pres.shape
+        objs = RowSubset(prop.pres.reshape(R * N) > 0)  # eager: absent slots are not computed (nn.RowSubset)
+        enc = self.latent_encoder(objs.take(torch.cat([prop.what, prop.where], -1).reshape(R * N, -1)))
+        return (objs.put(enc, 0.0).view(R, N, -1) * prop.pres.unsqueeze(-1)).sum(1)
 
     def forward(self, image: Tensor, image_features: Tensor, c: Tensor, e: Tensor, t_positive: Tensor,
                 max_allowed: Tensor | None, sample: bool = True, steps: int | None = None) -> DiscoveryOutput:
@@ -74,31 +77,33 @@ class Discovery(nn.Module):
         pres = c.new_ones(R)
         whats, wheres, press = [], [], []
         q_terms = []  # per computed slot: what log q needs, evaluated once for all slots after the loop
-        # Without gradients (tracking, evaluation) and uncompiled, slots that are absent in every row are skipped
-        # (exact: they add nothing to the weights): those past the largest cap, and those after every row's
-        # stopping chain has ended. A tracker whose slots are all taken runs no discovery step at all.
-        skip = eager_inference()
-        n_steps = N if steps is None else min(steps, N)
-        if skip and max_allowed is not None:
-            n_steps = min(n_steps, int(max_allowed.max()))
-        for j in range(n_steps):
-            if j > 0 and skip and not bool(pres.any()):
-                break
-            h = self.rnn(torch.cat([image_features, c, what, where, pres.unsqueeze(-1)], -1), h)
-            where_loc, raw = self.where_param(h)
+        # noise for every row and slot, drawn up front: runs that skip rows or slots use the same random numbers
+        noise = (*c.new_empty(R, N, 4 + D).normal_().split([4, D], -1), c.new_empty(R, N).uniform_()) if sample else None
+        for j in range(N if steps is None else min(steps, N)):
+            # slot j exists in the rows whose chain still runs and, with the paper's cap, where j < N - n_propagated
+            active = pres > 0 if max_allowed is None else (pres > 0) & (max_allowed > j)
+            rows = RowSubset(active)  # eager: only those rows are computed (nn.RowSubset)
+            if rows.empty:
+                break  # the remaining slots are absent in every row
+            take = rows.take
+            eps_where, eps_what, u = (None,) * 3 if noise is None else (take(a[:, j]) for a in noise)
+            h_a = self.rnn(torch.cat([take(image_features), take(c), take(what), take(where), take(pres).unsqueeze(-1)], -1),
+                           take(h))
+            where_loc, raw = self.where_param(h_a)
             where_loc = cap_scale(where_loc, cfg.max_scale)
             where_std = softplus_std(raw, cfg.min_std)
-            where = sample_normal(where_loc, where_std, sample)
-            glimpse = image_to_glimpse(image, where.view(B, K, 4), cfg.glimpse_size).flatten(0, 1)  # [R, C, h, w]
+            where_a = sample_normal(where_loc, where_std, sample, eps_where)
+            glimpse = row_glimpses(image, where_a, K, cfg.glimpse_size, rows.idx)  # [R or A, C, h, w]
             what_loc, what_std = self.glimpse_encoder(glimpse)
-            what = sample_normal(what_loc, what_std, sample)
-            logit = self.pres_predictor(torch.cat([h, what], -1)) + self.presence_offset
-            if max_allowed is not None:  # the paper's cap: slot j exists only if j < N - n_propagated
-                logit = mask_logit(logit, (max_allowed > j).to(logit.dtype), cfg.mask_logit)
-            logit = mask_logit(logit, pres, cfg.mask_logit)
-            new_pres = sample_bernoulli(logit, sample) * pres
-            q_terms.append((pres, logit, where_loc, where_std, what_loc, what_std))
-            pres = new_pres
+            what_a = sample_normal(what_loc, what_std, sample, eps_what)
+            logit = self.pres_predictor(torch.cat([h_a, what_a], -1)) + self.presence_offset
+            is_on = take(active).to(logit.dtype)
+            logit = mask_logit(logit, is_on, cfg.mask_logit)  # a stopped or capped slot is absent
+            new_pres = sample_bernoulli(logit, sample, u) * is_on
+            # back to all R rows; inactive rows: absent, zero latents, densities that the zero presence masks
+            q_terms.append((pres, rows.put(logit, -cfg.mask_logit), rows.put(where_loc, 0.0), rows.put(where_std, 1.0),
+                            rows.put(what_loc, 0.0), rows.put(what_std, 1.0)))
+            h, what, where, pres = rows.put(h_a, h), rows.put(what_a, 0.0), rows.put(where_a, 0.0), rows.put(new_pres, 0.0)
             whats.append(what), wheres.append(where), press.append(pres)
         n = len(q_terms)  # slots computed; the skipped ones are absent
         what_s = torch.stack(whats + [c.new_zeros(R, D)] * (N - n), 1)

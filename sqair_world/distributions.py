@@ -49,18 +49,22 @@ def mask_logit(logit: Tensor, prev_pres: Tensor, bound: float = 88.0) -> Tensor:
     return prev_pres * logit + (prev_pres - 1) * bound
 
 
-def sample_normal(mu: Tensor, std: Tensor, sample: bool) -> Tensor:
-    """Reparameterised sample (or the mean when ``sample`` is False)."""
+def sample_normal(mu: Tensor, std: Tensor, sample: bool, eps: Tensor | None = None) -> Tensor:
+    """Reparameterised sample mu + std * eps (or the mean when ``sample`` is False); ``eps`` standard normal
+    noise drawn by the caller, or None to draw it here."""
     mu, std = as_float32(mu, std)
-    return mu + std * torch.randn_like(mu) if sample else mu
+    if not sample:
+        return mu
+    return mu + std * (torch.randn_like(mu) if eps is None else eps)
 
 
-def sample_bernoulli(logit: Tensor, sample: bool) -> Tensor:
-    """Bernoulli draw as a float tensor (no gradient); the mode p > 0.5 when ``sample`` is False."""
+def sample_bernoulli(logit: Tensor, sample: bool, u: Tensor | None = None) -> Tensor:
+    """Bernoulli draw as a float tensor (no gradient): u < sigmoid(logit) with ``u`` uniform on [0, 1) (drawn by
+    the caller or here); the mode p > 0.5 when ``sample`` is False."""
     with torch.no_grad():
         logit, = as_float32(logit)
         if sample:
-            return (torch.rand_like(logit) < torch.sigmoid(logit)).to(logit.dtype)
+            return ((torch.rand_like(logit) if u is None else u) < torch.sigmoid(logit)).to(logit.dtype)
         return (logit > 0).to(logit.dtype)
 
 

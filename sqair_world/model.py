@@ -23,6 +23,7 @@ from sqair_world.config import SQAIRConfig
 from sqair_world.discovery import Discovery, DiscoveryOutput
 from sqair_world.distributions import gaussian_image_log_lik, sample_bernoulli
 from sqair_world.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
+from sqair_world.nn import RowSubset
 from sqair_world.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
 from sqair_world.propagation import Propagation, prior_presence_summary
 from sqair_world.spatial import inverse_matrices
@@ -112,7 +113,9 @@ class SQAIR(nn.Module):
         lead, N = z.pres.shape[:-1], z.pres.shape[-1]
         C, H, W = cfg.image_shape
         (h, w), M = cfg.glimpse_size, z.pres[..., 0].numel()
-        glimpses = self.glimpse_decoder(z.what.reshape(M * N, cfg.n_what)).view(M, N, C, h, w).float()
+        objs = RowSubset(z.pres.reshape(M * N) > 0)  # eager: absent slots are not decoded (nn.RowSubset)
+        decoded = self.glimpse_decoder(objs.take(z.what.reshape(M * N, cfg.n_what)))
+        glimpses = objs.put(decoded.flatten(1), 0.0).view(M, N, C, h, w).float()
         with torch.autocast(glimpses.device.type, enabled=False):  # the canvas and likelihood stay float32
             return self._place(z, glimpses).view(*lead, C, H, W)
 

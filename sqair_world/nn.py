@@ -99,10 +99,58 @@ class GRUCell(nn.Module):
         return h + z * (h_tilde - h)
 
 
-def eager_inference() -> bool:
-    """No autograd graph is being recorded and nothing is being compiled: data-dependent shortcuts (loop
-    lengths read from tensors) are allowed."""
-    return not (torch.is_grad_enabled() or torch.compiler.is_compiling())
+_ROW_COMPACTION = True
+
+
+def row_compaction(enabled: bool) -> bool:
+    """Process-wide switch for :class:`RowSubset`'s gathering of active rows (on by default); returns the previous
+    setting. Off, eager runs compute every row as compiled ones do (with the same results): worth trying on a GPU,
+    where finding the active rows waits for the device at every slot step."""
+    global _ROW_COMPACTION
+    previous, _ROW_COMPACTION = _ROW_COMPACTION, bool(enabled)
+    return previous
+
+
+class RowSubset:
+    """The rows of ``R`` that one sequential slot step has to compute: those where ``active [R]`` is True.
+
+    A slot that is absent in a row (a discovery chain that has stopped or is capped, an object that was absent
+    at t-1) adds nothing to that row's weights, renders nothing and gets no gradient, so computing it is waste:
+    in a training batch most rows of most slot steps after the first frame. Eager, the step runs on the active
+    rows only (``take`` gathers its inputs, ``put`` scatters its outputs over a fill). Compiled (static shapes),
+    every row is computed and ``put`` applies the same fill with ``torch.where``. Both give the same values, and
+    the fill keeps the state of inactive rows defined (zeros, or the old values).
+    """
+
+    def __init__(self, active: Tensor) -> None:
+        self.active = active
+        self.idx: Tensor | None = None  # gathered rows, None: every row is computed
+        self.all = False  # known to be every row: no gather, no fill
+        if _ROW_COMPACTION and not torch.compiler.is_compiling():
+            idx = active.nonzero().squeeze(1)
+            self.all = idx.numel() == active.numel()
+            self.idx = None if self.all else idx
+
+    @property
+    def empty(self) -> bool:
+        """No row is active (known eagerly only): the step can be skipped."""
+        return self.idx is not None and self.idx.numel() == 0
+
+    def take(self, x: Tensor | None) -> Tensor | None:
+        """The active rows of ``x [R, ...]``."""
+        return x if self.idx is None or x is None else x.index_select(0, self.idx)
+
+    def put(self, x: Tensor, fill: Tensor | float) -> Tensor:
+        """``[R, ...]``: the step's output ``x`` on the active rows, ``fill`` (broadcast to ``[R, ...]``) elsewhere."""
+        if self.all:
+            return x
+        if self.idx is None:
+            return torch.where(self.active.view(-1, *([1] * (x.dim() - 1))), x, fill)
+        shape = (self.active.shape[0], *x.shape[1:])
+        if not isinstance(fill, Tensor):
+            return x.new_full(shape, fill).index_copy(0, self.idx, x)
+        dtype = torch.promote_types(x.dtype, fill.dtype)  # as torch.where: a float32 state, bfloat16 autocast output
+        return fill.expand(shape).to(dtype).index_copy(0, self.idx, x.to(dtype))
 
 
 def softplus_std(raw: Tensor, min_std: float) -> Tensor:

@@ -21,9 +21,9 @@ from sqair_world.config import SQAIRConfig
 from sqair_world.distributions import (as_float32, bernoulli_log_prob, mask_logit, mvn_tril_log_prob, normal_log_prob,
                                        sample_bernoulli, sample_normal)
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
-from sqair_world.nn import GRUCell, MLP, VanillaRNNCell, eager_inference, linear, linear_blocks, softplus_std
+from sqair_world.nn import GRUCell, MLP, RowSubset, VanillaRNNCell, linear, linear_blocks, softplus_std
 from sqair_world.priors import PropagationPrior
-from sqair_world.spatial import cap_scale, centre_inside, image_to_glimpse
+from sqair_world.spatial import cap_scale, centre_inside, row_glimpses
 from sqair_world.types import Slots
 
 
@@ -69,13 +69,10 @@ class Propagation(nn.Module):
             return eye
         return self.cholesky.new_zeros(4, 4).index_put((self.tril_idx[0], self.tril_idx[1]), self.cholesky) + eye
 
-    def _glimpse(self, image: Tensor, where: Tensor, mask: Tensor, K: int) -> tuple[Tensor, Tensor]:
-        """Masked glimpses at ``where [R, M, 4]`` encoded to (loc, std) ``[R, M, D]``."""
-        R, M = where.shape[:2]
-        B = image.shape[0]
-        g = image_to_glimpse(image, where.reshape(B, K * M, 4), self.cfg.glimpse_size)  # [B, K*M, C, h, w]
-        g = g.reshape(R, M, *g.shape[-3:]) * mask.view(R, M, 1, *self.cfg.glimpse_size)
-        return self.glimpse_encoder(g)
+    def _glimpse(self, image: Tensor, where: Tensor, mask: Tensor, K: int, rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Masked glimpses at ``where [R or A, M, 4]`` (A: the rows listed in ``rows``) encoded to (loc, std) ``[R or A, M, D]``."""
+        g = row_glimpses(image, where, K, self.cfg.glimpse_size, rows)  # [R or A, M, C, h, w]
+        return self.glimpse_encoder(g * mask.view(*mask.shape[:2], 1, *self.cfg.glimpse_size))
 
     def forward(self, image: Tensor, prev: Slots, h_temporal: Tensor, h_prior: Tensor,
                 sample: bool = True) -> PropagationOutput:
@@ -88,21 +85,27 @@ class Propagation(nn.Module):
         cfg = self.cfg
         R, N, H = h_temporal.shape
         K = R // image.shape[0]
-        # --- batched over slots: everything that depends on frame t-1 only ---
-        mask = torch.sigmoid(self.glimpse_mask(h_temporal))  # [R, N, h*w]
-        proposal_where = prev.where + cfg.where_bias_scale * self.where_bias(h_temporal)
-        proposal, _ = self._glimpse(image, proposal_where, mask, K)  # [R, N, D] (loc only)
+        # --- batched over the objects of frame t-1, as (row, slot) pairs: everything that depends on t-1 only ---
+        D = cfg.n_what
+        objs = RowSubset(prev.pres.reshape(R * N) > 0)  # eager: absent slots are not computed (nn.RowSubset)
+        flat = lambda a: objs.take(a.reshape(R * N, *a.shape[2:]))  # noqa: E731  [R, N, ...] -> [R*N or A, ...]
+        back = lambda a: objs.put(a, 0.0).view(R, N, *a.shape[1:])  # noqa: E731  and back, zeros for absent slots
+        h_o, where_o = flat(h_temporal), flat(prev.where)
+        mask_o = torch.sigmoid(self.glimpse_mask(h_o))  # [A, h*w]
+        proposal_where = where_o + cfg.where_bias_scale * self.where_bias(h_o)
+        image_rows = None if objs.idx is None else objs.idx // N
+        proposal, _ = self._glimpse(image, proposal_where.unsqueeze(1), mask_o.unsqueeze(1), K, image_rows)  # loc
         prior = self.prior(prev.what, prev.where, prev.pres, h_prior)
 
         # The relation RNN's and the where MLP's terms of the inputs known before the loop (proposal, and the
         # slot's own what/where/pres/h_temporal at t-1), computed for all slots at once (nn.linear_blocks)
-        D = cfg.n_what
         W_prop, W_carry, W_own, W_rel = linear_blocks(self.relation_rnn.cell, [D, D + 5, D + 5 + H, H])
-        own = torch.cat([prev.what, prev.where, prev.pres.unsqueeze(-1), h_temporal], -1)  # [R, N, D+5+H]
-        rel_static = proposal @ W_prop + own @ W_own + self.relation_rnn.cell.bias  # [R, N, H]
+        own = torch.cat([flat(prev.what), where_o, flat(prev.pres).unsqueeze(-1), h_o], -1)  # [A, D+5+H]
+        rel_static = back(proposal.squeeze(1) @ W_prop + own @ W_own + self.relation_rnn.cell.bias)  # [R, N, H]
         first = self.where_param.mlp[0]
         W_where_rel, W_where_own = linear_blocks(first, [H, 4 + H])
-        where_static = torch.cat([prev.where, h_temporal], -1) @ W_where_own + first.bias  # [R, N, H]
+        where_static = back(torch.cat([where_o, h_o], -1) @ W_where_own + first.bias)  # [R, N, H]
+        mask = back(mask_o)  # [R, N, h*w]
         # the what head and the gates read the same new temporal state: one product per slot for both
         W_out = torch.cat([self.what_head.weight, self.gates.weight])
         b_out = torch.cat([self.what_head.bias, self.gates.bias])
@@ -110,43 +113,55 @@ class Propagation(nn.Module):
         # --- sequential over slots: the relation RNN ---
         h_rel = self.h_relation0.expand(R, H)
         carry = h_temporal.new_zeros(R, cfg.n_what + 4 + 1)  # (what, where, pres) of the previous slot at time t
-        # Slots absent at t-1 stay absent and add nothing to the weights; present slots are packed first, so
-        # without gradients (tracking, evaluation) we stop after the last slot present in any row (not when
-        # compiled: a data-dependent loop length would break the graph).
-        n_active = int(prev.pres.sum(-1).max()) if eager_inference() else N
         unit_tril = self._unit_tril()
+        eye = torch.eye(4, dtype=unit_tril.dtype, device=unit_tril.device)
         steps = []  # per slot: what the log-densities below need
-        for i in range(n_active):
-            what_p, where_p, pres_p, h_t = prev.what[:, i], prev.where[:, i], prev.pres[:, i], h_temporal[:, i]
+        # noise for every row and slot, drawn up front: runs that skip rows or slots use the same random numbers
+        noise = (*h_rel.new_empty(R, N, 4 + D).normal_().split([4, D], -1), h_rel.new_empty(R, N).uniform_()) \
+            if sample else None
+        for i in range(N):
+            # slot i is propagated only in the rows where it was present at t-1; elsewhere it stays absent, keeps its
+            # old values and adds nothing to the weights (eager: only those rows are computed, nn.RowSubset)
+            rows = RowSubset(prev.pres[:, i] > 0)
+            if rows.empty:
+                break  # present slots are packed first: the remaining ones are absent in every row
+            take = rows.take
+            eps_where, eps_what, u = (None,) * 3 if noise is None else (take(a[:, i]) for a in noise)
+            what_p, where_p, pres_p, h_t = (take(a[:, i]) for a in (prev.what, prev.where, prev.pres, h_temporal))
             # h_rel = tanh(W [proposal, carry, what_p, where_p, pres_p, h_t, h_rel] + b), the known terms precomputed
-            h_rel = torch.tanh(torch.addmm(torch.addmm(rel_static[:, i], carry, W_carry), h_rel, W_rel))
+            h_rel_a = torch.tanh(torch.addmm(torch.addmm(take(rel_static[:, i]), take(carry), W_carry), take(h_rel), W_rel))
             # where: residual update with a full-covariance posterior; the MLP's input is [h_rel, where_p, h_t]
-            delta, raw = self.where_param.from_first_layer(torch.addmm(where_static[:, i], h_rel, W_where_rel))
+            delta, raw = self.where_param.from_first_layer(torch.addmm(take(where_static[:, i]), h_rel_a, W_where_rel))
             std = softplus_std(raw + cfg.prop_where_std_shift, cfg.min_std)
             loc = cap_scale(where_p + cfg.where_update_scale * delta, cfg.max_scale)
             scale_tril = std.unsqueeze(-1) * unit_tril  # diag(std) (L + I)
-            where = loc + (scale_tril * torch.randn_like(loc).unsqueeze(-2)).sum(-1) if sample else loc
+            where = loc + (scale_tril * eps_where.unsqueeze(-2)).sum(-1) if sample else loc
             where, = as_float32(where)
             # what: masked glimpse at the new position, temporal GRU, gated update
-            g_loc, g_std = self._glimpse(image, where.unsqueeze(1), mask[:, i:i + 1], K)
+            g_loc, g_std = self._glimpse(image, where.unsqueeze(1), take(mask[:, i]).unsqueeze(1), K, rows.idx)
             g_loc, g_std = g_loc.squeeze(1), g_std.squeeze(1)
-            h_t_new = self.temporal_rnn(torch.cat([h_rel, where, g_loc, g_std], -1), h_t)
+            h_t_new = self.temporal_rnn(torch.cat([h_rel_a, where, g_loc, g_std], -1), h_t)
             t_loc, t_raw, gate_raw = F.linear(h_t_new, W_out, b_out).split([D, D, 3 * D], -1)
             t_std = softplus_std(t_raw, cfg.min_std)
             f, g_in, g_t = (torch.sigmoid(gate_raw) * cfg.gate_scale).chunk(3, -1)
             what_loc = f * what_p + (1 - g_in) * g_loc + (1 - g_t) * t_loc
             what_std = (1 - g_in) * g_std + (1 - g_t) * t_std
-            what = sample_normal(what_loc, what_std, sample)
+            what = sample_normal(what_loc, what_std, sample, eps_what)
             # presence: uses the *old* temporal state (reference §2.4 step 5); an object parked at the border
             # has left the frame and is masked like an absent one (SQAIRConfig.exit_margin)
             alive = pres_p * centre_inside(where.detach(), cfg.exit_margin) if cfg.exit_margin > 0 else pres_p
-            logit = mask_logit(self.pres_predictor(torch.cat([h_rel, h_t, what], -1)), alive, cfg.mask_logit)
-            pres = sample_bernoulli(logit, sample) * alive
-            carry = torch.cat([what, where, pres.unsqueeze(-1)], -1)
-            steps.append((what, where, pres, h_t_new, logit, loc, scale_tril, what_loc, what_std))
+            logit = mask_logit(self.pres_predictor(torch.cat([h_rel_a, h_t, what], -1)), alive, cfg.mask_logit)
+            pres = sample_bernoulli(logit, sample, u) * alive
+            # back to all R rows; inactive rows keep their old latents and states, with densities the mask zeroes
+            old_what, old_where = prev.what[:, i], prev.where[:, i]
+            what, where, pres = rows.put(what, old_what), rows.put(where, old_where), rows.put(pres, 0.0)
+            h_rel, carry = rows.put(h_rel_a, h_rel), torch.cat([what, where, pres.unsqueeze(-1)], -1)
+            steps.append((what, where, pres, rows.put(h_t_new, h_temporal[:, i]), rows.put(logit, -cfg.mask_logit),
+                          rows.put(loc, old_where), rows.put(scale_tril, eye), rows.put(what_loc, old_what),
+                          rows.put(what_std, 1.0)))
 
         # --- batched over the propagated slots again: the log-densities, one call each instead of one per slot ---
-        n = n_active
+        n = len(steps)  # slots computed; the skipped ones are absent
         log_q_pres = log_q_cont = log_p_cont = h_temporal.new_zeros(R)
         what, where, pres, h_new = prev.what, prev.where, prev.pres, h_temporal
         if n:
