@@ -17,7 +17,7 @@ Workloads (batch 32, K 5, T 10, 50x50):
   digits, 0-2 digits per sequence: the workload of a training run past its first minutes.
 
 Modes (sqair_world/speed.py): ``eager`` plain PyTorch, slot steps computed on the rows where the slot exists
-(``nn.RowSubset``); ``eager-dense`` the same with every row computed (``nn.row_compaction(False)``), the side-by-side
+(``nn.RowSubset``); ``eager-dense`` the same with every row computed (``nn.row_compaction(None)``), the side-by-side
 baseline of that change; ``autocast`` bfloat16 autocast of the networks (TrainConfig.autocast); ``compile``
 torch.compile of the per-frame step (TrainConfig.compile; static shapes, so every row is computed);
 ``compile-autocast`` both; ``compile-bf16`` compiled with float32 matmuls computed in bfloat16
@@ -86,7 +86,7 @@ def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "ea
     """Median seconds of ``iters`` training iterations (after a warm-up, and compilation) and GFLOP per iteration."""
     torch.manual_seed(0)
     reduced_precision_matmul(mode == "compile-bf16")
-    compact = row_compaction(mode == "eager")  # compiled steps have static shapes: every row is computed
+    compact = row_compaction(None if mode == "eager-dense" else 0)  # compiled steps compute every row anyway
     if workload == "trained":
         model, x = load_model(TRAINED), moving_mnist_batch(T, B)
     else:

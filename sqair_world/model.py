@@ -107,39 +107,37 @@ class SQAIR(nn.Module):
         """Canvas = sum_n pres_n warp^-1(decode(what_n)) + mean_image * soft mask (reference §2.3), or
         + mean_image everywhere with ``SQAIRConfig.background = "full"``.
 
-        ``z: [*, N, ...]`` -> ``[*, C, H, W]``; no occlusion, no clipping (as released). Eager, only the present
-        objects are decoded and written (nn.RowSubset).
+        ``z: [*, N, ...]`` -> ``[*, C, H, W]``; no occlusion, no clipping (as released).
         """
         cfg = self.cfg
         lead, N = z.pres.shape[:-1], z.pres.shape[-1]
         C, H, W = cfg.image_shape
-        M = z.pres[..., 0].numel()
+        (h, w), M = cfg.glimpse_size, z.pres[..., 0].numel()
+        # eager, absent objects are neither decoded nor warped (nn.RowSubset): zero glimpses and matrices
         objs = RowSubset(z.pres.reshape(M * N) > 0)  # (row, slot) pairs
-        glimpses = self.glimpse_decoder(objs.take(z.what.reshape(M * N, cfg.n_what))).float()  # [A, C, h, w]
+        glimpses = objs.put(self.glimpse_decoder(objs.take(z.what.reshape(M * N, cfg.n_what))).flatten(1).float(), 0.0)
+        by, bx = inverse_matrices(objs.take(z.where.reshape(M * N, 4)), (H, W), cfg.glimpse_size)  # [A, H, h], [A, W, w]
+        by = by * objs.take(z.pres.reshape(M * N)).view(-1, 1, 1)
+        by, bx = objs.put(by, 0.0).view(M, N, H, h), objs.put(bx, 0.0).view(M, N, W, w)
         with torch.autocast(glimpses.device.type, enabled=False):  # the canvas and likelihood stay float32
-            return self._place(objs, z.where.reshape(M * N, 4), z.pres.reshape(M * N), glimpses, M).view(*lead, C, H, W)
+            return self._place(by, bx, glimpses.view(M, N, C, h, w)).view(*lead, C, H, W)
 
-    def _place(self, objs: RowSubset, where: Tensor, pres: Tensor, glimpses: Tensor, M: int) -> Tensor:
-        """Write the decoded ``glimpses [A, C, h, w]`` of the pairs ``objs`` selects from ``where [M*N, 4]``,
-        ``pres [M*N]`` onto the background: ``[M, C, H, W]``."""
+    def _place(self, by: Tensor, bx: Tensor, glimpses: Tensor) -> Tensor:
+        """Write decoded ``glimpses [M, N, C, h, w]`` with the inverse warp matrices ``by [M, N, H, h]`` (presence
+        included) and ``bx [M, N, W, w]`` (spatial.inverse_matrices) onto the background: ``[M, C, H, W]``."""
         cfg = self.cfg
         C, H, W = cfg.image_shape
-        N = where.shape[0] // M
-        by, bx = inverse_matrices(objs.take(where), (H, W), cfg.glimpse_size)  # [A, H, h], [A, W, w]
-        by = by * objs.take(pres).view(-1, 1, 1)
-        # each object's image By G Bx^T (separable warp, spatial.py), summed over the objects of a row
-        canvas = self._sum_rows(objs, by.unsqueeze(1) @ glimpses @ bx.unsqueeze(1).transpose(-1, -2), M, N)
+        M, N, w = glimpses.shape[0], glimpses.shape[1], glimpses.shape[-1]
+        # sum_n By_n G_n Bx_n^T as one product: [By_1 G_1 .. By_N G_N] (H x N*w) @ [Bx_1; ..; Bx_N]^T (N*w x W)
+        rows = (by.unsqueeze(2) @ glimpses)  # [M, N, C, H, w]
+        rows = rows.permute(0, 2, 3, 1, 4).reshape(M, C, H, N * w)
+        canvas = rows @ bx.transpose(-1, -2).reshape(M, 1, N * w, W)  # [M, C, H, W]
         if cfg.background == "masked":  # reference: the mean image only shows where objects are written
-            cover = by.sum(-1).unsqueeze(-1) * bx.sum(-1).unsqueeze(-2)  # [A, H, W] = pres warp^-1(ones)
-            return canvas + self.mean_image * torch.sigmoid(-10 + 20 * self._sum_rows(objs, cover, M, N)).unsqueeze(1)
-        return canvas + self.mean_image  # "full": a scene background (Atari maze) behind additive objects
-
-    @staticmethod
-    def _sum_rows(objs: RowSubset, x: Tensor, M: int, N: int) -> Tensor:
-        """Sum per-object ``x [A, ...]`` over the objects of each row: ``[M, ...]``."""
-        if objs.idx is None:  # every (row, slot) pair, in order
-            return x.view(M, N, *x.shape[1:]).sum(1)
-        return x.new_zeros(M, *x.shape[1:]).index_add(0, objs.idx // N, x)
+            cover = by.sum(-1).transpose(1, 2) @ bx.sum(-1)  # [M, H, W] = sum_n pres_n warp^-1(ones)_n
+            canvas = canvas + self.mean_image * torch.sigmoid(-10 + 20 * cover).unsqueeze(1)
+        else:  # "full": a scene background (Atari maze) behind additive objects
+            canvas = canvas + self.mean_image
+        return canvas
 
     # ------------------------------------------------------------------ one time step
     def step(self, state: TrackState, image: Tensor, image_features: Tensor | None, sample: bool = True,
