@@ -78,7 +78,8 @@ class Discovery(nn.Module):
         whats, wheres, press = [], [], []
         q_terms = []  # per computed slot: what log q needs, evaluated once for all slots after the loop
         # noise for every row and slot, drawn up front: runs that skip rows or slots use the same random numbers
-        noise = (*c.new_empty(R, N, 4 + D).normal_().split([4, D], -1), c.new_empty(R, N).uniform_()) if sample else None
+        noise = ((*c.new_empty(R, N, 4 + D).normal_().split([4, D], -1), c.new_empty(R, N).uniform_())
+                 if sample else None)
         for j in range(N if steps is None else min(steps, N)):
             # slot j exists in the rows whose chain still runs and, with the paper's cap, where j < N - n_propagated
             active = pres > 0 if max_allowed is None else (pres > 0) & (max_allowed > j)
@@ -87,8 +88,8 @@ class Discovery(nn.Module):
                 break  # the remaining slots are absent in every row
             take = rows.take
             eps_where, eps_what, u = (None,) * 3 if noise is None else (take(a[:, j]) for a in noise)
-            h_a = self.rnn(torch.cat([take(image_features), take(c), take(what), take(where), take(pres).unsqueeze(-1)], -1),
-                           take(h))
+            x = torch.cat([take(image_features), take(c), take(what), take(where), take(pres).unsqueeze(-1)], -1)
+            h_a = self.rnn(x, take(h))
             where_loc, raw = self.where_param(h_a)
             where_loc = cap_scale(where_loc, cfg.max_scale)
             where_std = softplus_std(raw, cfg.min_std)
@@ -100,10 +101,11 @@ class Discovery(nn.Module):
             is_on = take(active).to(logit.dtype)
             logit = mask_logit(logit, is_on, cfg.mask_logit)  # a stopped or capped slot is absent
             new_pres = sample_bernoulli(logit, sample, u) * is_on
-            # back to all R rows; inactive rows: absent, zero latents, densities that the zero presence masks
+            # back to all R rows (if gathered, inactive rows get zero latents, and densities their zero presence masks)
             q_terms.append((pres, rows.put(logit, -cfg.mask_logit), rows.put(where_loc, 0.0), rows.put(where_std, 1.0),
                             rows.put(what_loc, 0.0), rows.put(what_std, 1.0)))
-            h, what, where, pres = rows.put(h_a, h), rows.put(what_a, 0.0), rows.put(where_a, 0.0), rows.put(new_pres, 0.0)
+            h, pres = rows.put(h_a, h), rows.put(new_pres, 0.0)
+            what, where = rows.put(what_a, 0.0), rows.put(where_a, 0.0)
             whats.append(what), wheres.append(where), press.append(pres)
         n = len(q_terms)  # slots computed; the skipped ones are absent
         what_s = torch.stack(whats + [c.new_zeros(R, D)] * (N - n), 1)

@@ -116,7 +116,7 @@ class SQAIR(nn.Module):
         # eager, absent objects are neither decoded nor warped (nn.RowSubset): zero glimpses and matrices
         objs = RowSubset(z.pres.reshape(M * N) > 0)  # (row, slot) pairs
         glimpses = objs.put(self.glimpse_decoder(objs.take(z.what.reshape(M * N, cfg.n_what))).flatten(1).float(), 0.0)
-        by, bx = inverse_matrices(objs.take(z.where.reshape(M * N, 4)), (H, W), cfg.glimpse_size)  # [A, H, h], [A, W, w]
+        by, bx = inverse_matrices(objs.take(z.where.reshape(M * N, 4)), (H, W), cfg.glimpse_size)
         by = by * objs.take(z.pres.reshape(M * N)).view(-1, 1, 1)
         by, bx = objs.put(by, 0.0).view(M, N, H, h), objs.put(bx, 0.0).view(M, N, W, w)
         with torch.autocast(glimpses.device.type, enabled=False):  # the canvas and likelihood stay float32

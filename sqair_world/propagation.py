@@ -69,8 +69,10 @@ class Propagation(nn.Module):
             return eye
         return self.cholesky.new_zeros(4, 4).index_put((self.tril_idx[0], self.tril_idx[1]), self.cholesky) + eye
 
-    def _glimpse(self, image: Tensor, where: Tensor, mask: Tensor, K: int, rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Masked glimpses at ``where [R or A, M, 4]`` (A: the rows listed in ``rows``) encoded to (loc, std) ``[R or A, M, D]``."""
+    def _glimpse(self, image: Tensor, where: Tensor, mask: Tensor, K: int,
+                 rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Masked glimpses at ``where [R or A, M, 4]`` (A: the rows listed in ``rows``) encoded to (loc, std)
+        ``[R or A, M, D]``."""
         g = row_glimpses(image, where, K, self.cfg.glimpse_size, rows)  # [R or A, M, C, h, w]
         return self.glimpse_encoder(g * mask.view(*mask.shape[:2], 1, *self.cfg.glimpse_size))
 
@@ -129,7 +131,8 @@ class Propagation(nn.Module):
             eps_where, eps_what, u = (None,) * 3 if noise is None else (take(a[:, i]) for a in noise)
             what_p, where_p, pres_p, h_t = (take(a[:, i]) for a in (prev.what, prev.where, prev.pres, h_temporal))
             # h_rel = tanh(W [proposal, carry, what_p, where_p, pres_p, h_t, h_rel] + b), the known terms precomputed
-            h_rel_a = torch.tanh(torch.addmm(torch.addmm(take(rel_static[:, i]), take(carry), W_carry), take(h_rel), W_rel))
+            pre = torch.addmm(torch.addmm(take(rel_static[:, i]), take(carry), W_carry), take(h_rel), W_rel)
+            h_rel_a = torch.tanh(pre)
             # where: residual update with a full-covariance posterior; the MLP's input is [h_rel, where_p, h_t]
             delta, raw = self.where_param.from_first_layer(torch.addmm(take(where_static[:, i]), h_rel_a, W_where_rel))
             std = softplus_std(raw + cfg.prop_where_std_shift, cfg.min_std)
@@ -152,7 +155,7 @@ class Propagation(nn.Module):
             alive = pres_p * centre_inside(where.detach(), cfg.exit_margin) if cfg.exit_margin > 0 else pres_p
             logit = mask_logit(self.pres_predictor(torch.cat([h_rel_a, h_t, what], -1)), alive, cfg.mask_logit)
             pres = sample_bernoulli(logit, sample, u) * alive
-            # back to all R rows; inactive rows keep their old latents and states, with densities the mask zeroes
+            # back to all R rows (if gathered, inactive rows keep their old latents and states, densities masked)
             old_what, old_where = prev.what[:, i], prev.where[:, i]
             what, where, pres = rows.put(what, old_what), rows.put(where, old_where), rows.put(pres, 0.0)
             h_rel, carry = rows.put(h_rel_a, h_rel), torch.cat([what, where, pres.unsqueeze(-1)], -1)

@@ -125,7 +125,8 @@ def image_to_glimpse(image: Tensor, where: Tensor, glimpse_hw: tuple[int, int]) 
     return out.view(B, C, M, h, w).transpose(1, 2).reshape(B, *mid, C, h, w)
 
 
-def row_glimpses(image: Tensor, where: Tensor, K: int, glimpse_hw: tuple[int, int], rows: Tensor | None = None) -> Tensor:
+def row_glimpses(image: Tensor, where: Tensor, K: int, glimpse_hw: tuple[int, int],
+                 rows: Tensor | None = None) -> Tensor:
     """Glimpses for particle rows (row r = b*K + k reads frame b, shared by the K particles).
 
     :param image: ``[B, C, H, W]``
