@@ -17,7 +17,7 @@ from sqair_world.config import SQAIRConfig
 from sqair_world.distributions import (bernoulli_log_prob, mask_logit, normal_log_prob, sample_bernoulli,
                                        sample_normal, std_normal_log_prob)
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
-from sqair_world.nn import MLP, RowSubset, VanillaRNNCell, softplus_std
+from sqair_world.nn import MLP, ObjectSubset, RowSubset, VanillaRNNCell, softplus_std
 from sqair_world.priors import DiscoveryPrior
 from sqair_world.spatial import cap_scale, row_glimpses
 from sqair_world.types import Slots
@@ -50,10 +50,9 @@ class Discovery(nn.Module):
 
     def condition(self, prop: Slots) -> Tensor:
         """c = sum_i pres_i * MLP([what, where]_i) over the propagated objects: ``[R, N, ...]`` -> ``[R, H]``."""
-        R, N = prop.pres.shape
-        objs = RowSubset(prop.pres.reshape(R * N) > 0)  # eager: absent slots are not computed (nn.RowSubset)
-        enc = self.latent_encoder(objs.take(torch.cat([prop.what, prop.where], -1).reshape(R * N, -1)))
-        return (objs.put(enc, 0.0).view(R, N, -1) * prop.pres.unsqueeze(-1)).sum(1)
+        objs = ObjectSubset(prop.pres)  # eager: absent slots are not computed (nn.RowSubset)
+        enc = objs.put(self.latent_encoder(objs.take(torch.cat([prop.what, prop.where], -1))), 0.0)
+        return (enc * prop.pres.unsqueeze(-1)).sum(1)
 
     def forward(self, image: Tensor, image_features: Tensor, c: Tensor, e: Tensor, t_positive: Tensor,
                 max_allowed: Tensor | None, sample: bool = True, steps: int | None = None) -> DiscoveryOutput:

@@ -23,7 +23,7 @@ from sqair_world.config import SQAIRConfig
 from sqair_world.discovery import Discovery, DiscoveryOutput
 from sqair_world.distributions import gaussian_image_log_lik, sample_bernoulli
 from sqair_world.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
-from sqair_world.nn import RowSubset
+from sqair_world.nn import ObjectSubset
 from sqair_world.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
 from sqair_world.propagation import Propagation, prior_presence_summary
 from sqair_world.spatial import inverse_matrices
@@ -112,15 +112,15 @@ class SQAIR(nn.Module):
         cfg = self.cfg
         lead, N = z.pres.shape[:-1], z.pres.shape[-1]
         C, H, W = cfg.image_shape
-        (h, w), M = cfg.glimpse_size, z.pres[..., 0].numel()
+        M = z.pres[..., 0].numel()
         # eager, absent objects are neither decoded nor warped (nn.RowSubset): zero glimpses and matrices
-        objs = RowSubset(z.pres.reshape(M * N) > 0)  # (row, slot) pairs
-        glimpses = objs.put(self.glimpse_decoder(objs.take(z.what.reshape(M * N, cfg.n_what))).flatten(1).float(), 0.0)
-        by, bx = inverse_matrices(objs.take(z.where.reshape(M * N, 4)), (H, W), cfg.glimpse_size)
-        by = by * objs.take(z.pres.reshape(M * N)).view(-1, 1, 1)
-        by, bx = objs.put(by, 0.0).view(M, N, H, h), objs.put(bx, 0.0).view(M, N, W, w)
+        objs = ObjectSubset(z.pres.reshape(M, N))
+        glimpses = objs.put(self.glimpse_decoder(objs.take(z.what.reshape(M, N, -1))).float(), 0.0)  # [M, N, C, h, w]
+        by, bx = inverse_matrices(objs.take(z.where.reshape(M, N, 4)), (H, W), cfg.glimpse_size)
+        by = by * objs.take(z.pres.reshape(M, N)).view(-1, 1, 1)
+        by, bx = objs.put(by, 0.0), objs.put(bx, 0.0)  # [M, N, H, h], [M, N, W, w]
         with torch.autocast(glimpses.device.type, enabled=False):  # the canvas and likelihood stay float32
-            return self._place(by, bx, glimpses.view(M, N, C, h, w)).view(*lead, C, H, W)
+            return self._place(by, bx, glimpses).view(*lead, C, H, W)
 
     def _place(self, by: Tensor, bx: Tensor, glimpses: Tensor) -> Tensor:
         """Write decoded ``glimpses [M, N, C, h, w]`` with the inverse warp matrices ``by [M, N, H, h]`` (presence

@@ -156,6 +156,28 @@ class RowSubset:
         return fill.expand(shape).to(dtype).index_copy(0, self.idx, x.to(dtype))
 
 
+class ObjectSubset(RowSubset):
+    """:class:`RowSubset` over the (row, slot) pairs of ``pres [R, N]`` that hold an object, for steps batched over
+    slots: ``take`` maps ``[R, N, ...]`` to ``[R*N or A, ...]``, ``put`` maps back."""
+
+    def __init__(self, pres: Tensor) -> None:
+        super().__init__(pres.reshape(-1) > 0)
+        self.slots = pres.shape[-1]
+
+    @property
+    def row_idx(self) -> Tensor | None:
+        """The row of each gathered pair ``[A]`` (None: every pair is computed)."""
+        return None if self.idx is None else self.idx // self.slots
+
+    def take(self, x: Tensor) -> Tensor:
+        return super().take(x.reshape(self.rows, *x.shape[2:]))
+
+    def put(self, x: Tensor, fill: Tensor | float) -> Tensor:
+        if isinstance(fill, Tensor):
+            fill = fill.reshape(self.rows, *fill.shape[2:])
+        return super().put(x, fill).view(-1, self.slots, *x.shape[1:])
+
+
 def softplus_std(raw: Tensor, min_std: float) -> Tensor:
     """std = softplus(raw) + min_std (reference: min std 0.01 everywhere)."""
     return F.softplus(raw) + min_std

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from sqair_world.config import SQAIRConfig
 from sqair_world.distributions import mask_logit, normal_log_prob
-from sqair_world.nn import GRUCell, MLP, RowSubset, linear, softplus_std
+from sqair_world.nn import GRUCell, MLP, ObjectSubset, linear, softplus_std
 
 
 class PropPriorOutput(NamedTuple):
@@ -39,11 +39,10 @@ class PropagationPrior(nn.Module):
 
     def forward(self, what: Tensor, where: Tensor, pres: Tensor, h: Tensor) -> PropPriorOutput:
         """``what [R, N, D]``, ``where [R, N, 4]``, ``pres [R, N]``, ``h [R, N, H]`` of frame t-1."""
-        R, N, H = h.shape
-        objs = RowSubset(pres.reshape(R * N) > 0)  # eager: absent slots are not computed (nn.RowSubset)
-        h_o = self.gru(objs.take(torch.cat([what, where], -1).reshape(R * N, -1)), objs.take(h.reshape(R * N, H)))
-        h_new = objs.put(h_o, h.reshape(R * N, H)).view(R, N, H)  # absent slots keep their state
-        out = objs.put(self.head(h_o), 0.0).view(R, N, -1)  # absent: masked below, or weighted by zero presence
+        objs = ObjectSubset(pres)  # eager: absent slots are not computed (nn.RowSubset)
+        h_o = self.gru(objs.take(torch.cat([what, where], -1)), objs.take(h))
+        h_new = objs.put(h_o, h)  # absent slots keep their state
+        out = objs.put(self.head(h_o), 0.0)  # absent: masked below, or weighted by zero presence
         d = self.cfg.n_what
         logit, w_mu, w_raw, z_mu, z_raw = out.split([1, 4, 4, d, d], -1)
         logit = mask_logit(logit.squeeze(-1) + self.cfg.prop_prior_step_bias, pres, self.cfg.mask_logit)

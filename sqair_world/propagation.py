@@ -21,7 +21,7 @@ from sqair_world.config import SQAIRConfig
 from sqair_world.distributions import (as_float32, bernoulli_log_prob, mask_logit, mvn_tril_log_prob, normal_log_prob,
                                        sample_bernoulli, sample_normal)
 from sqair_world.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
-from sqair_world.nn import GRUCell, MLP, RowSubset, VanillaRNNCell, linear, linear_blocks, softplus_std
+from sqair_world.nn import GRUCell, MLP, ObjectSubset, RowSubset, VanillaRNNCell, linear, linear_blocks, softplus_std
 from sqair_world.priors import PropagationPrior
 from sqair_world.spatial import cap_scale, centre_inside, row_glimpses
 from sqair_world.types import Slots
@@ -89,25 +89,23 @@ class Propagation(nn.Module):
         K = R // image.shape[0]
         # --- batched over the objects of frame t-1, as (row, slot) pairs: everything that depends on t-1 only ---
         D = cfg.n_what
-        objs = RowSubset(prev.pres.reshape(R * N) > 0)  # eager: absent slots are not computed (nn.RowSubset)
-        flat = lambda a: objs.take(a.reshape(R * N, *a.shape[2:]))  # noqa: E731  [R, N, ...] -> [R*N or A, ...]
-        back = lambda a: objs.put(a, 0.0).view(R, N, *a.shape[1:])  # noqa: E731  and back, zeros for absent slots
-        h_o, where_o = flat(h_temporal), flat(prev.where)
+        objs = ObjectSubset(prev.pres)  # eager: absent slots are not computed (nn.RowSubset)
+        h_o, where_o = objs.take(h_temporal), objs.take(prev.where)  # [R*N or A, ...]
         mask_o = torch.sigmoid(self.glimpse_mask(h_o))  # [A, h*w]
         proposal_where = where_o + cfg.where_bias_scale * self.where_bias(h_o)
-        image_rows = None if objs.idx is None else objs.idx // N
-        proposal, _ = self._glimpse(image, proposal_where.unsqueeze(1), mask_o.unsqueeze(1), K, image_rows)  # loc
+        proposal, _ = self._glimpse(image, proposal_where.unsqueeze(1), mask_o.unsqueeze(1), K, objs.row_idx)  # loc
         prior = self.prior(prev.what, prev.where, prev.pres, h_prior)
 
         # The relation RNN's and the where MLP's terms of the inputs known before the loop (proposal, and the
         # slot's own what/where/pres/h_temporal at t-1), computed for all slots at once (nn.linear_blocks)
         W_prop, W_carry, W_own, W_rel = linear_blocks(self.relation_rnn.cell, [D, D + 5, D + 5 + H, H])
-        own = torch.cat([flat(prev.what), where_o, flat(prev.pres).unsqueeze(-1), h_o], -1)  # [A, D+5+H]
-        rel_static = back(proposal.squeeze(1) @ W_prop + own @ W_own + self.relation_rnn.cell.bias)  # [R, N, H]
+        own = torch.cat([objs.take(prev.what), where_o, objs.take(prev.pres).unsqueeze(-1), h_o], -1)  # [A, D+5+H]
+        # back to [R, N, ...], zeros for absent slots
+        rel_static = objs.put(proposal.squeeze(1) @ W_prop + own @ W_own + self.relation_rnn.cell.bias, 0.0)
         first = self.where_param.mlp[0]
         W_where_rel, W_where_own = linear_blocks(first, [H, 4 + H])
-        where_static = back(torch.cat([where_o, h_o], -1) @ W_where_own + first.bias)  # [R, N, H]
-        mask = back(mask_o)  # [R, N, h*w]
+        where_static = objs.put(torch.cat([where_o, h_o], -1) @ W_where_own + first.bias, 0.0)  # [R, N, H]
+        mask = objs.put(mask_o, 0.0)  # [R, N, h*w]
         # the what head and the gates read the same new temporal state: one product per slot for both
         W_out = torch.cat([self.what_head.weight, self.gates.weight])
         b_out = torch.cat([self.what_head.bias, self.gates.bias])
