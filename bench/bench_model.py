@@ -87,28 +87,30 @@ def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "ea
     torch.manual_seed(0)
     reduced_precision_matmul(mode == "compile-bf16")
     default = row_compaction(None)  # every row computed: eager-dense, and the FLOPs of the compiled modes
-    if mode == "eager":
-        row_compaction(default)  # the library's default: gather the active rows of steps over >= 128 rows
-    if workload == "trained":
-        model, x = load_model(TRAINED), moving_mnist_batch(T, B)
-    else:
-        model = build_model(name)
-        x = torch.rand(T, B, *model.cfg.image_shape)
-    opt = torch.optim.Adam(model.parameters(), 1e-5)
-    fc = FlopCounterMode(display=False)
-    with fc:
-        train_iteration(model, opt, x, K)
-    autocast = mode.endswith("autocast")
-    if mode.startswith("compile"):
-        accelerate(model)
-        train_iteration(model, opt, x, K, autocast)  # compiles
-    times = []
-    for _ in range(iters + 1):
-        t0 = time.perf_counter()
-        train_iteration(model, opt, x, K, autocast)
-        times.append(time.perf_counter() - t0)
-    reduced_precision_matmul(False)
-    row_compaction(default)
+    try:
+        if mode == "eager":
+            row_compaction(default)  # the library's default: gather the active rows of steps over >= 128 rows
+        if workload == "trained":
+            model, x = load_model(TRAINED), moving_mnist_batch(T, B)
+        else:
+            model = build_model(name)
+            x = torch.rand(T, B, *model.cfg.image_shape)
+        opt = torch.optim.Adam(model.parameters(), 1e-5)
+        fc = FlopCounterMode(display=False)
+        with fc:
+            train_iteration(model, opt, x, K)
+        autocast = mode.endswith("autocast")
+        if mode.startswith("compile"):
+            accelerate(model)
+            train_iteration(model, opt, x, K, autocast)  # compiles
+        times = []
+        for _ in range(iters + 1):
+            t0 = time.perf_counter()
+            train_iteration(model, opt, x, K, autocast)
+            times.append(time.perf_counter() - t0)
+    finally:
+        reduced_precision_matmul(False)
+        row_compaction(default)
     return statistics.median(times[1:]), fc.get_total_flops() / 1e9
 
 

@@ -113,31 +113,32 @@ class SQAIR(nn.Module):
         lead, N = z.pres.shape[:-1], z.pres.shape[-1]
         C, H, W = cfg.image_shape
         M = z.pres[..., 0].numel()
-        # eager, absent objects are neither decoded nor warped (nn.RowSubset): zero glimpses and matrices
+        # eager over enough rows, only the A present objects are decoded and warped (nn.RowSubset); else all M*N
         objs = ObjectSubset(z.pres.reshape(M, N))
-        glimpses = objs.put(self.glimpse_decoder(objs.take(z.what.reshape(M, N, -1))).float(), 0.0)  # [M, N, C, h, w]
-        by, bx = inverse_matrices(objs.take(z.where.reshape(M, N, 4)), (H, W), cfg.glimpse_size)
+        glimpses = self.glimpse_decoder(objs.take(z.what.reshape(M, N, -1))).float()  # [A, C, h, w]
+        by, bx = inverse_matrices(objs.take(z.where.reshape(M, N, 4)), (H, W), cfg.glimpse_size)  # [A, H, h], [A, W, w]
         by = by * objs.take(z.pres.reshape(M, N)).view(-1, 1, 1)
-        by, bx = objs.put(by, 0.0), objs.put(bx, 0.0)  # [M, N, H, h], [M, N, W, w]
         with torch.autocast(glimpses.device.type, enabled=False):  # the canvas and likelihood stay float32
-            return self._place(by, bx, glimpses).view(*lead, C, H, W)
+            canvas = self._place(objs, by, bx, glimpses)  # [M, C, H, W]
+            if cfg.background == "masked":  # reference: the mean image only shows where objects are written
+                cover = objs.sum_slots(by.sum(-1).unsqueeze(-1) * bx.sum(-1).unsqueeze(-2))  # [M, H, W] = sum warp^-1(1)
+                canvas = canvas + self.mean_image * torch.sigmoid(-10 + 20 * cover).unsqueeze(1)
+            else:  # "full": a scene background (Atari maze) behind additive objects
+                canvas = canvas + self.mean_image
+        return canvas.view(*lead, C, H, W)
 
-    def _place(self, by: Tensor, bx: Tensor, glimpses: Tensor) -> Tensor:
-        """Write decoded ``glimpses [M, N, C, h, w]`` with the inverse warp matrices ``by [M, N, H, h]`` (presence
-        included) and ``bx [M, N, W, w]`` (spatial.inverse_matrices) onto the background: ``[M, C, H, W]``."""
-        cfg = self.cfg
-        C, H, W = cfg.image_shape
-        M, N, w = glimpses.shape[0], glimpses.shape[1], glimpses.shape[-1]
-        # sum_n By_n G_n Bx_n^T as one product: [By_1 G_1 .. By_N G_N] (H x N*w) @ [Bx_1; ..; Bx_N]^T (N*w x W)
-        rows = (by.unsqueeze(2) @ glimpses)  # [M, N, C, H, w]
-        rows = rows.permute(0, 2, 3, 1, 4).reshape(M, C, H, N * w)
-        canvas = rows @ bx.transpose(-1, -2).reshape(M, 1, N * w, W)  # [M, C, H, W]
-        if cfg.background == "masked":  # reference: the mean image only shows where objects are written
-            cover = by.sum(-1).transpose(1, 2) @ bx.sum(-1)  # [M, H, W] = sum_n pres_n warp^-1(ones)_n
-            canvas = canvas + self.mean_image * torch.sigmoid(-10 + 20 * cover).unsqueeze(1)
-        else:  # "full": a scene background (Atari maze) behind additive objects
-            canvas = canvas + self.mean_image
-        return canvas
+    @staticmethod
+    def _place(objs: ObjectSubset, by: Tensor, bx: Tensor, glimpses: Tensor) -> Tensor:
+        """sum_n B_y,n G_n B_x,n^T per row: the ``glimpses [A, C, h, w]`` written with the inverse warp matrices
+        ``by [A, H, h]`` (presence included) and ``bx [A, W, w]`` of the computed pairs of ``objs`` -> ``[M, C, H, W]``."""
+        C, w, H, W = glimpses.shape[1], glimpses.shape[-1], by.shape[1], bx.shape[1]
+        if objs.idx is None:  # every pair: one product [B_y,1 G_1 .. B_y,N G_N] (H x N*w) @ [B_x,1; ..; B_x,N]^T
+            N = objs.slots
+            rows = (by.unsqueeze(1) @ glimpses).view(-1, N, C, H, w)  # [M, N, C, H, w]
+            rows = rows.permute(0, 2, 3, 1, 4).reshape(-1, C, H, N * w)
+            return rows @ bx.view(-1, N, W, w).transpose(-1, -2).reshape(-1, 1, N * w, W)
+        # a subset (most slots absent): an image per present object, added to its row (fewer, smaller products)
+        return objs.sum_slots(by.unsqueeze(1) @ glimpses @ bx.transpose(-1, -2).unsqueeze(1))
 
     # ------------------------------------------------------------------ one time step
     def step(self, state: TrackState, image: Tensor, image_features: Tensor | None, sample: bool = True,

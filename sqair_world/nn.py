@@ -151,7 +151,7 @@ class RowSubset:
             return x
         shape = (self.rows, *x.shape[1:])
         if not isinstance(fill, Tensor):
-            return x.new_full(shape, fill).index_copy(0, self.idx, x)
+            return x.new_full(shape, fill).index_copy_(0, self.idx, x)  # in place on the new tensor: no clone
         dtype = torch.promote_types(x.dtype, fill.dtype)  # a float32 state, a bfloat16 autocast output
         return fill.expand(shape).to(dtype).index_copy(0, self.idx, x.to(dtype))
 
@@ -176,6 +176,13 @@ class ObjectSubset(RowSubset):
         if isinstance(fill, Tensor):
             fill = fill.reshape(self.rows, *fill.shape[2:])
         return super().put(x, fill).view(-1, self.slots, *x.shape[1:])
+
+    def sum_slots(self, x: Tensor) -> Tensor:
+        """Per row of ``pres``, the sum of ``x [R*N or A, ...]`` over its computed pairs: ``[R, ...]`` (the absent
+        pairs add nothing, as zeros would)."""
+        if self.idx is None:
+            return x.view(-1, self.slots, *x.shape[1:]).sum(1)
+        return x.new_zeros(self.rows // self.slots, *x.shape[1:]).index_add_(0, self.row_idx, x)
 
 
 def softplus_std(raw: Tensor, min_std: float) -> Tensor:

@@ -7,9 +7,9 @@ coordinates u in [-1, 1] to image coordinates, pixel = (u + 1)(L - 1) / 2 (``ali
 Extraction uses ``F.grid_sample`` (bilinear, zero padding, ``align_corners=True``). Writing back
 uses that the map has no rotation or shear, so it is separable: bilinear sampling with zero padding
 is ``image = B_y @ glimpse @ B_x^T`` with triangle-kernel interpolation matrices B (row i holds
-max(0, 1 - |q_i - j|) for glimpse pixel j). Summing the objects of a frame then becomes one batched
-matrix product (see ``SQAIR.render``), and the soft mask of the written area is the outer product
-of the matrices' row sums. Both equal ``grid_sample`` on an ``affine_grid`` (tested).
+max(0, 1 - |q_i - j|) for glimpse pixel j): two small batched products per object (see
+``SQAIR.render``), and the soft mask of the written area is the outer product of the matrices' row
+sums. Both equal ``grid_sample`` on an ``affine_grid`` (tested).
 """
 from __future__ import annotations
 

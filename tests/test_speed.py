@@ -34,13 +34,12 @@ def test_row_compaction_equals_computing_every_row():
     x = torch.rand(4, 3, 1, 24, 24)
     runs = []
     for min_rows in (0, None):  # gather the active rows of every step (however small), then never
-        previous = row_compaction(min_rows)
+        row_compaction(min_rows)  # restored after the test (conftest)
         torch.manual_seed(1)
         with FlopCounterMode(display=False) as flops:
             out = model(x, k=4)
             model.zero_grad()
             out.loss.backward()
-        row_compaction(previous)
         runs.append((out, {n: p.grad.clone() for n, p in model.named_parameters()}, flops.get_total_flops()))
     (a, ga, fa), (b, gb, fb) = runs
     pres = a.latents.pres
@@ -130,7 +129,7 @@ def test_autocast_keeps_samples_and_bound_in_float32():
     eager = build_model("mlp-sqair", **{**TINY, "max_objects": 3, "disc_step_bias": 0.0})
     x = torch.rand(3, 4, 1, 24, 24)
     outs = []
-    previous = row_compaction(0)  # gather row subsets however small the batch
+    row_compaction(0)  # gather row subsets however small the batch (restored after the test, conftest)
     for enable in (False, True):
         torch.manual_seed(1)
         with mixed_precision("cpu", enable):
@@ -140,7 +139,6 @@ def test_autocast_keeps_samples_and_bound_in_float32():
         assert not missing and all(torch.isfinite(p.grad).all() for p in eager.parameters() if p.grad is not None)
         eager.zero_grad(set_to_none=True)
         outs.append(out)
-    row_compaction(previous)
     fp32, bf16 = outs
     assert 0 < fp32.latents.pres.mean() < 1
     for t in (bf16.iwae, bf16.canvas, bf16.latents.where, bf16.latents.what, bf16.latents.pres):
