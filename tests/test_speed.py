@@ -5,6 +5,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sqair_world.nn import row_compaction
 from sqair_world.registry import build_model
 from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
+from sqair_world.types import Slots
 from sqair_world.wrappers.slots import SlotEncoder, frames_to_input
 
 # two slots and two frames keep the compiled graphs (and the compile time of these tests) small
@@ -52,6 +53,22 @@ def test_row_compaction_equals_computing_every_row():
     assert torch.allclose(a.iwae, b.iwae, rtol=1e-5) and torch.allclose(a.loss, b.loss, rtol=1e-5)
     for name in ga:
         assert torch.allclose(ga[name], gb[name], rtol=1e-4, atol=1e-5), name
+
+
+def test_render_of_the_present_objects_equals_rendering_every_slot():
+    """Gathered, the renderer writes an image per present object and adds it to its row (ObjectSubset.sum_slots);
+    dense, one product over every slot. Same canvas, also when no object is present at all."""
+    torch.manual_seed(0)
+    model = build_model("mlp-sqair", **TINY)
+    what, where = torch.randn(4, 2, 6), torch.randn(4, 2, 4)
+    for pres in (torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), torch.zeros(4, 2)):
+        z = Slots(what, where, pres, torch.full((4, 2), -1))
+        canvases = []
+        for min_rows in (0, None):
+            row_compaction(min_rows)  # restored after the test (conftest)
+            canvases.append(model.render(z))
+        assert torch.allclose(*canvases, atol=1e-6)
+    assert canvases[0].shape == (4, 1, 24, 24)
 
 
 def test_compiled_training_step_equals_eager():
