@@ -22,14 +22,13 @@ baseline of that change; ``autocast`` bfloat16 autocast of the networks (TrainCo
 torch.compile of the per-frame step (TrainConfig.compile; static shapes, so every row is computed);
 ``compile-autocast`` both; ``compile-bf16`` compiled with float32 matmuls computed in bfloat16
 (TrainConfig.fast_matmul). Denormals are flushed in all modes, as the trainer does. The three bfloat16 modes are
-skipped on CPUs without native bfloat16 (AVX512-BF16/AMX), where they run slower than float32 (autocast over ten
-times slower). ``BENCH <model>[_trained]_train_iter_seconds`` is the fastest mode. Also the AIR baseline at Pyro's
+skipped on CPUs without native bfloat16 (AVX512-BF16/AMX), where they run slower than float32 (autocast training
+7-10 times slower). ``BENCH <model>[_trained]_train_iter_seconds`` is the fastest mode. Also the AIR baseline at Pyro's
 setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single 50x50 frame.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from pathlib import Path
