@@ -121,7 +121,7 @@ class SQAIR(nn.Module):
         with torch.autocast(glimpses.device.type, enabled=False):  # the canvas and likelihood stay float32
             canvas = self._place(objs, by, bx, glimpses)  # [M, C, H, W]
             if cfg.background == "masked":  # reference: the mean image only shows where objects are written
-                cover = objs.sum_slots(by.sum(-1).unsqueeze(-1) * bx.sum(-1).unsqueeze(-2))  # [M, H, W] = sum warp^-1(1)
+                cover = self._cover(objs, by, bx)  # [M, H, W]
                 canvas = canvas + self.mean_image * torch.sigmoid(-10 + 20 * cover).unsqueeze(1)
             else:  # "full": a scene background (Atari maze) behind additive objects
                 canvas = canvas + self.mean_image
@@ -139,6 +139,16 @@ class SQAIR(nn.Module):
             return rows @ bx.view(-1, N, W, w).transpose(-1, -2).reshape(-1, 1, N * w, W)
         # a subset (most slots absent): an image per present object, added to its row (fewer, smaller products)
         return objs.sum_slots(by.unsqueeze(1) @ glimpses @ bx.transpose(-1, -2).unsqueeze(1))
+
+    @staticmethod
+    def _cover(objs: ObjectSubset, by: Tensor, bx: Tensor) -> Tensor:
+        """sum_n pres_n warp^-1(ones)_n per row, ``[M, H, W]``: warp^-1(ones) is the outer product of the row sums of
+        ``by [A, H, h]`` (presence included) and ``bx [A, W, w]``."""
+        ry, rx = by.sum(-1), bx.sum(-1)  # [A, H], [A, W]
+        if objs.idx is None:  # every pair: one product [M, H, N] @ [M, N, W]
+            N = objs.slots
+            return ry.view(-1, N, ry.shape[-1]).transpose(1, 2) @ rx.view(-1, N, rx.shape[-1])
+        return objs.sum_slots(ry.unsqueeze(-1) * rx.unsqueeze(-2))  # a subset: an outer product per present object
 
     # ------------------------------------------------------------------ one time step
     def step(self, state: TrackState, image: Tensor, image_features: Tensor | None, sample: bool = True,
