@@ -88,7 +88,7 @@ def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "ea
     default = row_compaction(None)  # every row computed: eager-dense, and the FLOPs of the compiled modes
     try:
         if mode == "eager":
-            row_compaction(default)  # the library's default: gather the active rows of steps over >= 128 rows
+            row_compaction(*default)  # the library's default: gather the active rows of steps over >= 128 rows
         if workload == "trained":
             model, x = load_model(TRAINED), moving_mnist_batch(T, B)
         else:
@@ -109,7 +109,7 @@ def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "ea
             times.append(time.perf_counter() - t0)
     finally:
         reduced_precision_matmul(False)
-        row_compaction(default)
+        row_compaction(*default)
     return statistics.median(times[1:]), fc.get_total_flops() / 1e9
 
 

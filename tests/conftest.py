@@ -21,9 +21,9 @@ def _restore_row_compaction():
     """Tests may change the process-wide ``nn.row_compaction``; the setting comes back after each one, also when
     an assertion fails half-way."""
     default = row_compaction(None)
-    row_compaction(default)
+    row_compaction(*default)
     yield
-    row_compaction(default)
+    row_compaction(*default)
 
 
 @pytest.fixture(scope="module")
