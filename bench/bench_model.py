@@ -88,7 +88,7 @@ def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "ea
     default = row_compaction(None)  # every row computed: eager-dense, and the FLOPs of the compiled modes
     try:
         if mode == "eager":
-            row_compaction(*default)  # the library's default: gather the active rows of steps over >= 128 rows
+            row_compaction(*default)  # the library's default: gather the active rows of big, sparse steps
         if workload == "trained":
             model, x = load_model(TRAINED), moving_mnist_batch(T, B)
         else:

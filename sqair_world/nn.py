@@ -127,9 +127,9 @@ class RowSubset:
     at t-1) adds nothing to that row's weights, renders nothing and gets no gradient, so computing it is waste:
     in a training batch most rows of most slot steps after the first frame. Eager, over enough rows with enough of
     them inactive (:func:`row_compaction`), the step runs on the active rows only: ``take`` gathers its inputs and
-    ``put`` scatters its outputs over a fill (zeros, or the old values). Otherwise (compiled: static shapes) every row is
-    computed, ``take`` and ``put`` pass tensors through, and the inactive rows hold values that their zero presence
-    masks everywhere. Both give the same bound, samples of the present objects and gradients.
+    ``put`` scatters its outputs over a fill (zeros, or the old values). Otherwise (compiled: static shapes) every
+    row is computed, ``take`` and ``put`` pass tensors through, and the inactive rows hold values that their zero
+    presence masks everywhere. Both give the same bound, samples of the present objects and gradients.
     """
 
     def __init__(self, active: Tensor) -> None:

@@ -14,8 +14,9 @@
   in bfloat16; the model keeps samples, log-densities, the canvas and the likelihood in float32 (the
   distribution functions promote their inputs, ``SQAIR.render`` leaves autocast).
 - :func:`sqair_world.nn.row_compaction` (on by default, for steps over >= 128 rows, at most 80% of them active):
-  eager slot steps run only on the rows where the slot exists (:class:`sqair_world.nn.RowSubset`). On the shipped moving-MNIST model's training
-  batches that is 28.6 of 72.7 GFLOP per iteration; compiled steps (static shapes) compute every row.
+  eager slot steps run only on the rows where the slot exists (:class:`sqair_world.nn.RowSubset`). On the
+  shipped moving-MNIST model's training batches that is 28.6 of 72.7 GFLOP per iteration; compiled steps
+  (static shapes) compute every row.
 - :func:`accelerate`: ``torch.compile`` of the per-frame step, which fuses the few hundred small
   element-wise ops of a frame into a few dozen kernels. Opt-in (``TrainConfig.compile``).
 """
