@@ -100,10 +100,11 @@ class GRUCell(nn.Module):
 
 
 _MIN_ROWS: int | None = 128
-_MAX_ACTIVE = 0.8
+_DEFAULT_MAX_ACTIVE = 0.8
+_MAX_ACTIVE = _DEFAULT_MAX_ACTIVE
 
 
-def row_compaction(min_rows: int | None, max_active: float = 0.8) -> tuple[int | None, float]:
+def row_compaction(min_rows: int | None, max_active: float = _DEFAULT_MAX_ACTIVE) -> tuple[int | None, float]:
     """Process-wide setting of :class:`RowSubset`: gather the active rows of steps over at least ``min_rows`` rows
     (default 128), or never (None), when at most a fraction ``max_active`` of them is active (default 0.8). Returns
     the previous setting, ``(min_rows, max_active)``.
@@ -140,8 +141,9 @@ class RowSubset:
             return
         if _MIN_ROWS is not None and self.rows >= _MIN_ROWS:
             idx = active.nonzero().squeeze(1)
-            self.idx = None if idx.numel() > _MAX_ACTIVE * self.rows or idx.numel() == self.rows else idx
-            self.empty = idx.numel() == 0
+            n = idx.numel()
+            self.idx = None if n > _MAX_ACTIVE * self.rows or n == self.rows else idx
+            self.empty = n == 0
         else:
             self.empty = not bool(active.any())
 
