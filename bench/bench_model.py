@@ -26,6 +26,7 @@ skipped on CPUs without native bfloat16 (AVX512-BF16/AMX), where they run slower
 7-10 times slower). ``BENCH <model>[_trained]_train_iter_seconds`` is the fastest mode. Also the AIR baseline at Pyro's
 setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single 50x50 frame.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,16 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sqair_world.checkpoint import load_model
-from sqair_world.nn import row_compaction
-from sqair_world.registry import MODEL_NAMES, build_model
-from sqair_world.speed import accelerate, cpu_has_native_bf16, flush_denormals, mixed_precision, reduced_precision_matmul
+from sqair_world.model.nn import row_compaction
+from sqair_world.model.registry import MODEL_NAMES, build_model
+from sqair_world.speed import (
+    accelerate,
+    cpu_has_native_bf16,
+    flush_denormals,
+    mixed_precision,
+    reduced_precision_matmul,
+)
+from sqair_world.training.checkpoints import load_model
 
 MODES = ("eager", "eager-dense", "autocast", "compile", "compile-autocast", "compile-bf16")
 BF16_MODES = ("autocast", "compile-autocast", "compile-bf16")  # need native bfloat16 on the CPU
@@ -80,8 +87,9 @@ def moving_mnist_batch(T: int, B: int) -> torch.Tensor:
     return to_tensor(make_moving_mnist(images, labels, B, seed=1).frames[:T])
 
 
-def time_training(name: str, T: int, B: int, K: int, iters: int, mode: str = "eager",
-                  workload: str = "init") -> tuple[float, float]:
+def time_training(
+    name: str, T: int, B: int, K: int, iters: int, mode: str = "eager", workload: str = "init"
+) -> tuple[float, float]:
     """Median seconds of ``iters`` training iterations (after a warm-up, and compilation) and GFLOP per iteration."""
     torch.manual_seed(0)
     reduced_precision_matmul(mode == "compile-bf16")

@@ -1,7 +1,8 @@
 """Generation throughput of moving multi-MNIST (the authors' 60,000 training sequences, no cache).
 
-    python bench/bench_moving_mnist.py [--num-sequences 60000]
+python bench/bench_moving_mnist.py [--num-sequences 60000]
 """
+
 from __future__ import annotations
 
 import argparse

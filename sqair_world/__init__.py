@@ -1,23 +1,23 @@
 """sqair-world: SQAIR (Kosiorek et al., NeurIPS 2018) in PyTorch, and a Gymnasium object-slot world model.
 
 ``import sqair_world`` registers the ``SQAIR-Wrapped/*`` environments with Gymnasium. The core
-(data, model, training, evaluation) never imports gymnasium; only ``envs``, ``wrappers`` and
-``agents`` do.
+(data, model, training, evaluation) never imports gymnasium; only ``envs`` and ``agents`` do.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from sqair_world.config import SQAIRConfig
+from sqair_world.model.config import SQAIRConfig
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "SQAIR": "sqair_world.model",
-    "build_model": "sqair_world.registry",
-    "MODEL_NAMES": "sqair_world.registry",
-    "load_model": "sqair_world.checkpoint",
-    "save_model": "sqair_world.checkpoint",
+    "SQAIR": "sqair_world.model.sqair",
+    "build_model": "sqair_world.model.registry",
+    "MODEL_NAMES": "sqair_world.model.registry",
+    "load_model": "sqair_world.training.checkpoints",
+    "save_model": "sqair_world.training.checkpoints",
 }
 
 

@@ -5,7 +5,7 @@ import sys
 # thread costs more in wake-ups than it gains (badly so on a loaded machine).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests share toy_data.py
 torch.set_num_threads(1)
@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 
 import pytest  # noqa: E402
 
-from sqair_world.nn import row_compaction  # noqa: E402
+from sqair_world.model.nn import row_compaction  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +29,8 @@ def _restore_row_compaction():
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     """A small untrained moving-MNIST SQAIR checkpoint for the plugin tests."""
-    from sqair_world.checkpoint import save_model
-    from sqair_world.registry import build_model
+    from sqair_world.model.registry import build_model
+    from sqair_world.training.checkpoints import save_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "mm.pt"

@@ -1,17 +1,19 @@
 """The preprocessing measurement CLI (issue #7 facts) on a tiny budget."""
+
 import json
 import subprocess
 import sys
 
 
 def test_measure_cli_smoke_and_erasing_removes_blobs(capsys):
-    out = subprocess.run([sys.executable, "-m", "sqair_world.wrappers.atari_measure", "--steps", "60"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "scripts.atari_measure", "--steps", "60"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
-    r = json.loads(out.stdout[out.stdout.index("{"):])
+    r = json.loads(out.stdout[out.stdout.index("{") :])
     assert r["observations"] > 0
     assert r["max_all_4_erased"]["blobs_max"] <= r["max_all_4"]["blobs_max"]
-    from sqair_world.wrappers.atari_measure import main  # the error path in-process
+    from scripts.atari_measure import main  # the error path in-process
 
     assert main(["--env", "ALE/Breakout-v5", "--steps", "5"]) == 2
     assert "no maze preprocessing" in capsys.readouterr().err
@@ -21,8 +23,8 @@ def test_ram_positions_land_on_sprites():
     """The fitted RAM-to-screen mapping puts the player (and the isolated ghosts) on foreground pixels."""
     import numpy as np
 
-    from sqair_world.wrappers.atari import make_maze_env
-    from sqair_world.wrappers.atari_measure import foreground, near_foreground
+    from scripts.atari_measure import foreground, near_foreground
+    from sqair_world.envs.atari import make_maze_env
 
     for env_id in ("ALE/Pacman-v5", "ALE/MsPacman-v5"):
         env = make_maze_env(env_id, repeat_action_probability=0.0)

@@ -1,10 +1,11 @@
 """Convolutional blocks of CONV-SQAIR and CONV-VRNN: output sizes, contracts, gradients, errors."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from sqair_world.conv import ConvEncoder, SubpixelDecoder, conv_sqair_blocks
-from sqair_world.nn import MLP
+from sqair_world.model.conv import ConvEncoder, SubpixelDecoder, conv_sqair_blocks
+from sqair_world.model.nn import MLP
 
 
 def n_params(module):
@@ -33,7 +34,9 @@ def test_conv_encoder_rows_are_independent():
     torch.testing.assert_close(enc(x)[1, 2], enc(x[1, 2]))
 
 
-@pytest.mark.parametrize("shape, s", [((1, 20, 20), 4), ((3, 21, 18), 4), ((1, 50, 50), 5), ((2, 7, 9), 2), ((1, 3, 3), 4)])
+@pytest.mark.parametrize(
+    "shape, s", [((1, 20, 20), 4), ((3, 21, 18), 4), ((1, 50, 50), 5), ((2, 7, 9), 2), ((1, 3, 3), 4)]
+)
 def test_subpixel_decoder_output_size(shape, s):
     dec = SubpixelDecoder(7, shape, channels=8, upscale=s)
     assert (dec.gh, dec.gw) == (-(-shape[1] // s), -(-shape[2] // s))

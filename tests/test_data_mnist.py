@@ -1,4 +1,5 @@
 """MNIST digits: the embedded pools (offline, disjoint, reproducible from the script) and the IDX reader."""
+
 import gzip
 import socket
 import subprocess
@@ -64,8 +65,18 @@ def test_conversion_script_on_a_tiny_csv(tmp_path):
     assert np.array_equal(out["images"].reshape(50, -1), pixels) and np.array_equal(out["labels"], labels)
     assert len(out["train_idx"]) == 40 and len(out["eval_idx"]) == 10
     assert not set(out["train_idx"]) & set(out["eval_idx"]) and set(labels[out["eval_idx"]]) == set(range(10))
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_embedded_mnist.py"), "--src", str(src),
-                          "--out", str(tmp_path / "o.npz")], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "make_embedded_mnist.py"),
+            "--src",
+            str(src),
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert np.load(tmp_path / "o.npz")["images"].shape == (50, 28, 28)
 

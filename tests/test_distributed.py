@@ -1,8 +1,9 @@
 """Process-group helpers without torchrun (the two-process gloo test is in test_train.py)."""
+
 import pytest
 import torch
 
-from sqair_world.distributed import DistInfo, any_rank, init_distributed, select_device
+from sqair_world.training.distributed import DistInfo, any_rank, init_distributed, select_device
 
 
 def test_single_process_defaults(monkeypatch):
@@ -30,13 +31,42 @@ def test_torchrun_cli_two_gloo_processes(tmp_path):
     import subprocess
     import sys
 
-    from sqair_world.checkpoint import safe_torch_load
+    from sqair_world.training.checkpoints import safe_torch_load
 
     env = {**os.environ, "SQAIR_WORLD_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sqair_world.pretrain",
-           "--device", "cpu", "--steps", "2", "--batch-size", "4", "--k-particles", "2", "--curriculum-max", "3",
-           "--num-train-sequences", "8", "--num-val-sequences", "4", "--val-every", "2", "--progress", "false",
-           "--run-dir", str(tmp_path / "run"), "--model-set", "n_hidden=16", "--model-set", "n_what=4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sqair_world.pretrain",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--k-particles",
+        "2",
+        "--curriculum-max",
+        "3",
+        "--num-train-sequences",
+        "8",
+        "--num-val-sequences",
+        "4",
+        "--val-every",
+        "2",
+        "--progress",
+        "false",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--model-set",
+        "n_hidden=16",
+        "--model-set",
+        "n_what=4",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stderr.count("checkpoint: ") == 1  # printed by rank 0 only

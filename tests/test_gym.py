@@ -1,4 +1,5 @@
 """The Gymnasium plugin: preprocessing, slot wrappers (single and vector), registration, checkers, agents."""
+
 import resource
 import subprocess
 import sys
@@ -9,20 +10,24 @@ import pytest
 import torch
 
 import sqair_world  # noqa: F401  (registers the ids)
-from sqair_world.checkpoint import CheckpointError, save_model
-from sqair_world.registry import build_model
-from sqair_world.wrappers.slots import SQAIRObservation
-from sqair_world.wrappers.vector import SQAIRVecEnv, SQAIRVectorObservation
+from sqair_world.agents.vec_env import SQAIRVecEnv
+from sqair_world.envs.slots import SQAIRObservation
+from sqair_world.envs.vector import SQAIRVectorObservation
+from sqair_world.model.registry import build_model
+from sqair_world.training.checkpoints import CheckpointError, save_model
 
 
 @pytest.fixture(scope="module")
 def atari_ckpt(tmp_path_factory):
-    from sqair_world.experiments import ATARI_MODEL
+    from sqair_world.training.experiments import ATARI_MODEL
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "pac.pt"
-    save_model(path, build_model("mlp-sqair", **{**ATARI_MODEL, "n_hidden": 16, "n_what": 4, "n_hidden_small": 8}),
-               extra={"env_id": "ALE/Pacman-v5"})
+    save_model(
+        path,
+        build_model("mlp-sqair", **{**ATARI_MODEL, "n_hidden": 16, "n_what": 4, "n_hidden_small": 8}),
+        extra={"env_id": "ALE/Pacman-v5"},
+    )
     return path
 
 
@@ -31,7 +36,7 @@ def make_mm(tiny_ckpt, **kw):
 
 
 def test_atari_preprocessing_pools_erases_and_reports_ram():
-    from sqair_world.wrappers.atari import make_maze_env
+    from sqair_world.envs.atari import make_maze_env
 
     env = make_maze_env("ALE/Pacman-v5", repeat_action_probability=0.0)
     obs, info = env.reset(seed=0)
@@ -41,8 +46,9 @@ def test_atari_preprocessing_pools_erases_and_reports_ram():
         obs, _, _, _, info = env.step(0)
     assert env.observation_space.contains(obs)
     with pytest.raises(ValueError, match="frameskip=1"):
-        from sqair_world.wrappers.atari import MazePreprocessing
         import ale_py
+
+        from sqair_world.envs.atari import MazePreprocessing
 
         gym.register_envs(ale_py)
         MazePreprocessing(gym.make("ALE/Pacman-v5"))
@@ -94,7 +100,9 @@ def test_imagine_shapes_and_does_not_touch_the_env(tiny_ckpt):
     state_before = [t.clone() for t in inner.encoder.state.z]
     t_before = inner.env.unwrapped._t
     im = inner.imagine(horizon=4, num_samples=3, render=True)
-    assert im["pres"].shape == (4, 3, 3) and im["where"].shape == (4, 3, 3, 4) and im["frames"].shape == (4, 3, 50, 50, 1)
+    assert (
+        im["pres"].shape == (4, 3, 3) and im["where"].shape == (4, 3, 3, 4) and im["frames"].shape == (4, 3, 50, 50, 1)
+    )
     assert im["frames"].dtype == np.uint8
     assert inner.env.unwrapped._t == t_before
     assert all(torch.equal(a, b) for a, b in zip(state_before, inner.encoder.state.z))
@@ -224,8 +232,12 @@ def test_slot_extractor_is_permutation_invariant_and_ignores_empty_slots(tiny_ck
     env = make_mm(tiny_ckpt)
     ext = SlotExtractor(env.observation_space, hidden=16)
     torch.manual_seed(0)
-    obs = {"pres": torch.tensor([[1.0, 1.0, 0.0]]), "where": torch.rand(1, 3, 4), "what": torch.randn(1, 3, 8),
-           "id": torch.tensor([[3, 4, -1]])}
+    obs = {
+        "pres": torch.tensor([[1.0, 1.0, 0.0]]),
+        "where": torch.rand(1, 3, 4),
+        "what": torch.randn(1, 3, 8),
+        "id": torch.tensor([[3, 4, -1]]),
+    }
     perm = {k: v[:, [1, 0, 2]] for k, v in obs.items()}
     torch.testing.assert_close(ext(obs), ext(perm))
     junk = dict(obs, what=obs["what"].clone())
@@ -235,9 +247,25 @@ def test_slot_extractor_is_permutation_invariant_and_ignores_empty_slots(tiny_ck
 
 
 def test_ppo_cli_smoke(tiny_ckpt, capsys):
-    out = subprocess.run([sys.executable, "-m", "sqair_world.agents.train_ppo", "--env", "SQAIR-Wrapped/MovingMNIST",
-                          "--checkpoint", str(tiny_ckpt), "--timesteps", "64", "--n-envs", "2", "--n-steps", "32"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sqair_world.agents.train_ppo",
+            "--env",
+            "SQAIR-Wrapped/MovingMNIST",
+            "--checkpoint",
+            str(tiny_ckpt),
+            "--timesteps",
+            "64",
+            "--n-envs",
+            "2",
+            "--n-steps",
+            "32",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     from sqair_world.agents.train_ppo import main  # the error path in-process: no second interpreter start-up
 

@@ -1,12 +1,21 @@
 """Learning tests: small models on seeded toy sequences must improve the bound and learn to count."""
+
 import pytest
 import torch
-
-from sqair_world.registry import build_model
 from toy_data import fit, moving_blocks
 
-SMALL = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=8, n_hidden=64, n_hidden_small=32, max_objects=2,
-             k_particles=3, where_prior_bias=(-1.0, -1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0))
+from sqair_world.model.registry import build_model
+
+SMALL = dict(
+    image_shape=(1, 24, 24),
+    glimpse_size=(8, 8),
+    n_what=8,
+    n_hidden=64,
+    n_hidden_small=32,
+    max_objects=2,
+    k_particles=3,
+    where_prior_bias=(-1.0, -1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0),
+)
 
 
 def _count_accuracy(model, x, counts):

@@ -1,4 +1,5 @@
 """Metrics on hand-made inputs with known answers, and the evaluate CLI on a tiny checkpoint."""
+
 import json
 import os
 import subprocess
@@ -7,7 +8,13 @@ import sys
 import numpy as np
 import torch
 
-from sqair_world.metrics import SetClassifier, addition_accuracy, count_accuracy, iou_distance, tracking_scores
+from sqair_world.evaluation.metrics import (
+    SetClassifier,
+    addition_accuracy,
+    count_accuracy,
+    iou_distance,
+    tracking_scores,
+)
 
 
 def test_count_accuracy_is_importance_weighted_and_time_averaged():
@@ -72,32 +79,60 @@ def test_addition_classifier_learns_a_sum_from_sets():
 
 
 def test_evaluate_cli_on_a_tiny_checkpoint(tmp_path):
-    from sqair_world.checkpoint import save_model
-    from sqair_world.registry import build_model
+    from sqair_world.model.registry import build_model
+    from sqair_world.training.checkpoints import save_model
 
     torch.manual_seed(0)
     model = build_model("mlp-sqair", n_hidden=16, n_what=4, n_hidden_small=8)
     save_model(tmp_path / "m.pt", model, extra={"step": 0})
     env = {**os.environ, "SQAIR_WORLD_CACHE": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, "-m", "sqair_world.evaluate", str(tmp_path / "m.pt"), "--num-sequences", "4",
-                          "--particles", "6", "--chunk", "3", "--batch-size", "2", "--addition-train-sequences", "8",
-                          "--out", str(tmp_path / "eval")], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sqair_world.evaluate",
+            str(tmp_path / "m.pt"),
+            "--num-sequences",
+            "4",
+            "--particles",
+            "6",
+            "--chunk",
+            "3",
+            "--batch-size",
+            "2",
+            "--addition-train-sequences",
+            "8",
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert "log p(x)" in out.stdout and "mlp-sqair (paper)" in out.stdout and "MOTA" in out.stdout
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["particles"] == 6 and np.isfinite(metrics["log_px"]) and 0 <= metrics["count_acc"] <= 1
-    for fig in ("fig4_reconstructions.png", "fig5_prior_samples.png", "fig6_conditional_generation.png", "fig7_glimpses.png"):
+    for fig in (
+        "fig4_reconstructions.png",
+        "fig5_prior_samples.png",
+        "fig6_conditional_generation.png",
+        "fig7_glimpses.png",
+    ):
         assert (tmp_path / "eval" / fig).is_file()
-    bad = subprocess.run([sys.executable, "-m", "sqair_world.evaluate", str(tmp_path / "missing.pt")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sqair_world.evaluate", str(tmp_path / "missing.pt")], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "does not exist" in bad.stderr
 
 
 def test_chunked_bound_equals_one_pass():
-    from sqair_world.evaluate import bound_rec_kl_counts
-    from sqair_world.registry import build_model
+    from sqair_world.evaluation.moving_mnist import bound_rec_kl_counts
+    from sqair_world.model.registry import build_model
 
-    model = build_model("mlp-sqair", image_shape=(1, 24, 24), glimpse_size=(8, 8), n_hidden=16, n_what=4, n_hidden_small=8)
+    model = build_model(
+        "mlp-sqair", image_shape=(1, 24, 24), glimpse_size=(8, 8), n_hidden=16, n_what=4, n_hidden_small=8
+    )
     x = torch.rand(3, 2, 1, 24, 24)
     truth = torch.tensor([1, 2])
     torch.manual_seed(0)

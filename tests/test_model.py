@@ -1,11 +1,12 @@
 """MLP-SQAIR: shapes, masks, gradients, IWAE(K=1) = ELBO, numerics, tracking, imagination, checkpoints."""
+
 import pytest
 import torch
 
-from sqair_world.checkpoint import CheckpointError, load_model, save_model
-from sqair_world.config import SQAIRConfig
-from sqair_world.distributions import bernoulli_log_prob, mvn_tril_log_prob, normal_log_prob
-from sqair_world.registry import build_model, model_config
+from sqair_world.model.config import SQAIRConfig
+from sqair_world.model.distributions import bernoulli_log_prob, mvn_tril_log_prob, normal_log_prob
+from sqair_world.model.registry import build_model, model_config
+from sqair_world.training.checkpoints import CheckpointError, load_model, save_model
 
 TINY = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=6, n_hidden=32, n_hidden_small=16, k_particles=3)
 
@@ -73,8 +74,12 @@ def test_log_probability_helpers_against_torch_distributions():
     x, mu, std = torch.randn(5, 4), torch.randn(5, 4), torch.rand(5, 4) + 0.1
     torch.testing.assert_close(normal_log_prob(x, mu, std), torch.distributions.Normal(mu, std).log_prob(x))
     L = torch.tril(torch.randn(5, 4, 4), -1) + torch.diag_embed(torch.rand(5, 4) + 0.5)
-    torch.testing.assert_close(mvn_tril_log_prob(x, mu, L),
-                               torch.distributions.MultivariateNormal(mu, scale_tril=L).log_prob(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        mvn_tril_log_prob(x, mu, L),
+        torch.distributions.MultivariateNormal(mu, scale_tril=L).log_prob(x),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     v, logit = (torch.rand(7) > 0.5).float(), torch.randn(7) * 3
     torch.testing.assert_close(bernoulli_log_prob(v, logit), torch.distributions.Bernoulli(logits=logit).log_prob(v))
 
@@ -138,8 +143,13 @@ def test_inference_without_gradients_skips_absent_slots_exactly(disc_step_bias, 
         outs = []
         with torch.set_grad_enabled(grad):
             for t in range(4):
-                out = model.step(outs[-1].state if outs else model.initial_state(3), x[t], model.encode_images(x[t]),
-                                 sample=False, first=t == 0)
+                out = model.step(
+                    outs[-1].state if outs else model.initial_state(3),
+                    x[t],
+                    model.encode_images(x[t]),
+                    sample=False,
+                    first=t == 0,
+                )
                 outs.append(out)
         runs.append(outs)
     for full, fast in zip(*runs):

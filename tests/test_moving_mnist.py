@@ -1,4 +1,5 @@
 """Moving multi-MNIST: the generator's invariants against reference §1, the cache, the torch views and the CLIs."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -7,9 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from sqair_world.data import (MovingMNISTConfig, MovingMNISTDataset, load_embedded_mnist,
-                              load_moving_mnist, make_loader, make_moving_mnist, noisy_acceleration_step,
-                              time_major_collate, to_tensor)
+from sqair_world.data import (
+    MovingMNISTConfig,
+    MovingMNISTDataset,
+    load_embedded_mnist,
+    load_moving_mnist,
+    make_loader,
+    make_moving_mnist,
+    noisy_acceleration_step,
+    time_major_collate,
+    to_tensor,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +104,7 @@ def test_motion_matches_the_reference_statistics(data):
 def test_objects_leave_and_come_back(pool):
     long = make_moving_mnist(*pool, 400, MovingMNISTConfig(seq_len=40), seed=3)
     gone = long.visible_frac[:, long.present] == 0  # [T, P]
-    came_back = [g.any() and (~g[np.argmax(g):]).any() for g in gone.T]
+    came_back = [g.any() and (~g[np.argmax(g) :]).any() for g in gone.T]
     assert sum(came_back) >= 10
     assert (long.num_visible < long.num_digits[None]).any()  # the two counting conventions differ
 
@@ -106,13 +115,13 @@ def test_boxes_and_visible_fraction_match_the_pixels(pool, data):
             y, x, h, w = data.visible_boxes[t, s, 0].astype(int)
             frame = data.frames[t, s]
             inside = np.zeros_like(frame, bool)
-            inside[y:y + h, x:x + w] = True
+            inside[y : y + h, x : x + w] = True
             assert not frame[~inside].any()  # no ink outside the box
             by, bx, bh, bw = data.boxes[t, s, 0]
             assert np.isclose(data.visible_frac[t, s, 0], h * w / (bh * bw))
             if data.visible_frac[t, s, 0] == 1:  # a fully visible tight box touches ink on all four edges
-                assert frame[y, x:x + w].any() and frame[y:y + h, x].any()
-                assert frame[y + h - 1, x:x + w].any() and frame[y:y + h, x + w - 1].any()
+                assert frame[y, x : x + w].any() and frame[y : y + h, x].any()
+                assert frame[y + h - 1, x : x + w].any() and frame[y : y + h, x + w - 1].any()
     assert not data.frames[:, data.num_digits == 0].any()
 
 
@@ -121,12 +130,14 @@ def test_pixels_are_the_pixelwise_max_of_the_digits(pool):
     one = make_moving_mnist(images[:1], labels[:1], 30, MovingMNISTConfig(max_digits=2), seed=5)
     s = np.flatnonzero(one.num_digits == 2)[0]  # both slots hold the same digit: rebuild the frame from its crop
     rows, cols = np.flatnonzero(images[0].any(1)), np.flatnonzero(images[0].any(0))
-    crop = images[0][rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = images[0][rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     for t in range(10):
         canvas = np.zeros((50 + 28, 50 + 28), np.uint8)
         for m in range(2):
             y, x = one.boxes[t, s, m, :2].astype(int)
-            canvas[y:y + crop.shape[0], x:x + crop.shape[1]] = np.maximum(canvas[y:y + crop.shape[0], x:x + crop.shape[1]], crop)
+            canvas[y : y + crop.shape[0], x : x + crop.shape[1]] = np.maximum(
+                canvas[y : y + crop.shape[0], x : x + crop.shape[1]], crop
+            )
         assert np.array_equal(one.frames[t, s], canvas[:50, :50])
 
 
@@ -140,7 +151,11 @@ def test_same_seed_same_data_different_seed_differs(pool):
 
 def test_subset_truncate_and_empty(data):
     sub = data.subset(np.array([3, 1]))
-    assert len(sub) == 2 and np.array_equal(sub.frames[:, 0], data.frames[:, 3]) and np.array_equal(sub.labels[1], data.labels[1])
+    assert (
+        len(sub) == 2
+        and np.array_equal(sub.frames[:, 0], data.frames[:, 3])
+        and np.array_equal(sub.labels[1], data.labels[1])
+    )
     short = data.truncate(3)
     assert np.array_equal(short.frames, data.frames[:3]) and np.array_equal(short.labels, data.labels)
     with pytest.raises(ValueError, match="unknown SequenceSet fields"):
@@ -169,7 +184,9 @@ def test_bad_parameters_raise_clear_errors(pool):
         make_moving_mnist(*pool, 3, {"canvas_size": 50})
     with pytest.raises(ValueError, match="cannot fit without overlap"):
         make_moving_mnist(*pool, 5, MovingMNISTConfig(canvas_size=28, max_digits=40))
-    with pytest.raises(ValueError, match="without overlap"):  # fits by area, not in practice: the rejection loop gives up
+    with pytest.raises(
+        ValueError, match="without overlap"
+    ):  # fits by area, not in practice: the rejection loop gives up
         make_moving_mnist(*pool, 20, MovingMNISTConfig(canvas_size=28, max_digits=3), seed=0)
     with pytest.raises(ValueError, match="one label per image"):
         make_moving_mnist(pool[0], pool[1][:5], 3)
@@ -218,14 +235,18 @@ def test_cache_follows_the_digit_files(tmp_path):
 def test_torch_views_are_time_major(data):
     small = data.subset(slice(0, 64))
     item = MovingMNISTDataset(small)[5]
-    assert item["frames"].shape == (10, 1, 50, 50) and item["boxes"].shape == (10, 2, 4) and item["labels"].shape == (2,)
+    assert (
+        item["frames"].shape == (10, 1, 50, 50) and item["boxes"].shape == (10, 2, 4) and item["labels"].shape == (2,)
+    )
     x, gt = next(iter(make_loader(small, batch_size=16, seed=0)))
     assert x.shape == (10, 16, 1, 50, 50) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert gt["boxes"].shape == (10, 16, 2, 4) and gt["labels"].shape == (16, 2) and gt["num_visible"].shape == (10, 16)
     assert gt["num_digits"].shape == (16,) and gt["digit_sum"].shape == (16,) and gt["present"].dtype == torch.bool
     # the batch is exactly the numpy data for the sequences it holds
     x2, gt2 = time_major_collate([MovingMNISTDataset(small)[i] for i in range(4)])
-    assert torch.equal(x2, to_tensor(small.frames[:, :4])) and torch.equal(gt2["num_visible"], torch.from_numpy(small.num_visible[:, :4]))
+    assert torch.equal(x2, to_tensor(small.frames[:, :4])) and torch.equal(
+        gt2["num_visible"], torch.from_numpy(small.num_visible[:, :4])
+    )
     assert torch.equal(gt2["digit_sum"], torch.from_numpy(small.digit_sum[:4]))
     # reproducible shuffling, drop_last
     first = [b[0] for b in make_loader(small, 10, seed=3)]
@@ -238,10 +259,12 @@ def test_torch_views_are_time_major(data):
 
 
 def test_numpy_parts_import_neither_torch_nor_gymnasium():
-    code = ("import sys; sys.modules['torch'] = None; sys.modules['gymnasium'] = None\n"
-            "import sqair_world.data as d\n"
-            "s = d.make_moving_mnist(*d.load_embedded_mnist('eval'), 8, seed=1)\n"
-            "assert s.frames.shape == (10, 8, 50, 50)\n")
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['gymnasium'] = None\n"
+        "import sqair_world.data as d\n"
+        "s = d.make_moving_mnist(*d.load_embedded_mnist('eval'), 8, seed=1)\n"
+        "assert s.frames.shape == (10, 8, 50, 50)\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     src = "".join(p.read_text() for p in (ROOT / "sqair_world" / "data").glob("*.py"))
@@ -249,9 +272,26 @@ def test_numpy_parts_import_neither_torch_nor_gymnasium():
 
 
 def test_preview_cli_writes_gif_and_png(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "sqair_world.data.preview", "--out", str(tmp_path / "p.gif"),
-                          "--png", str(tmp_path / "p.png"), "--num-sequences", "2", "--split", "train", "--seed", "1"],
-                         capture_output=True, text=True, cwd=ROOT)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sqair_world.data.preview",
+            "--out",
+            str(tmp_path / "p.gif"),
+            "--png",
+            str(tmp_path / "p.png"),
+            "--num-sequences",
+            "2",
+            "--split",
+            "train",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stderr
     import imageio.v3 as iio
 
@@ -261,15 +301,27 @@ def test_preview_cli_writes_gif_and_png(tmp_path):
     assert png.ndim == 3 and png.shape[1] > 2 * png.shape[0]  # a strip: 10 frames wide, 2 sequences tall
     colours = png.reshape(-1, png.shape[-1])[:, :3]
     assert (colours.max(1) != colours.min(1)).any()  # coloured boxes on the grey frames
-    bad = subprocess.run([sys.executable, "-m", "sqair_world.data.preview", "--num-sequences", "0"],
-                         capture_output=True, text=True, cwd=ROOT)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sqair_world.data.preview", "--num-sequences", "0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert bad.returncode != 0 and "--num-sequences" in bad.stderr
 
 
 def test_bench_smoke():
-    res = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_moving_mnist.py"), "--num-sequences", "300"],
-                         capture_output=True, text=True, cwd=ROOT)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_moving_mnist.py"), "--num-sequences", "300"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stderr
     lines = [ln.split() for ln in res.stdout.splitlines() if ln.startswith("BENCH ")]
-    assert [ln[1] for ln in lines] == ["moving_mnist_300_seconds", "moving_mnist_sequences_per_s", "moving_mnist_300_cpu_seconds"]
+    assert [ln[1] for ln in lines] == [
+        "moving_mnist_300_seconds",
+        "moving_mnist_sequences_per_s",
+        "moving_mnist_300_cpu_seconds",
+    ]
     assert float(lines[0][2]) > 0 and lines[1][3] == "seq/s"

@@ -1,11 +1,17 @@
 """IWAE, VIMCO control variates and the surrogate gradient against direct computations."""
+
 import math
 
 import pytest
 import torch
 
-from sqair_world.objective import (effective_sample_size, iwae_bound, iwae_vimco_loss, vimco_control_variates,
-                                   vimco_learning_signal)
+from sqair_world.model.objective import (
+    effective_sample_size,
+    iwae_bound,
+    iwae_vimco_loss,
+    vimco_control_variates,
+    vimco_learning_signal,
+)
 
 
 def test_iwae_k1_is_elbo_and_bounds_increase_with_k():

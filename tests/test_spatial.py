@@ -1,17 +1,26 @@
 """Spatial transformer: agreement with affine_grid/grid_sample, round trips, boxes."""
+
 import math
 
 import torch
 import torch.nn.functional as F
 
-from sqair_world.spatial import (box_coverage, box_to_where, glimpse_to_image, image_to_glimpse, pixel_boxes,
-                                 where_to_box, where_to_scale_shift)
+from sqair_world.model.spatial import (
+    box_coverage,
+    box_to_where,
+    glimpse_to_image,
+    image_to_glimpse,
+    pixel_boxes,
+    where_to_box,
+    where_to_scale_shift,
+)
 
 
 def _theta(scale, shift):
     z = torch.zeros_like(scale[..., 0])
-    return torch.stack([torch.stack([scale[..., 0], z, shift[..., 0]], -1),
-                        torch.stack([z, scale[..., 1], shift[..., 1]], -1)], -2)
+    return torch.stack(
+        [torch.stack([scale[..., 0], z, shift[..., 0]], -1), torch.stack([z, scale[..., 1], shift[..., 1]], -1)], -2
+    )
 
 
 def test_extraction_matches_grid_sample_corner_aligned():
@@ -33,7 +42,9 @@ def test_writing_back_is_the_inverse_warp():
     grid = F.affine_grid(_theta(1 / s, -t / s), (6, 1, 50, 50), align_corners=True)
     torch.testing.assert_close(out, F.grid_sample(glimpse, grid, align_corners=True), atol=1e-5, rtol=0)
     cover = box_coverage(where, (50, 50), (20, 20))
-    torch.testing.assert_close(cover, glimpse_to_image(torch.ones(6, 1, 20, 20), where, (50, 50))[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        cover, glimpse_to_image(torch.ones(6, 1, 20, 20), where, (50, 50))[:, 0], atol=1e-5, rtol=0
+    )
 
 
 def test_place_then_extract_returns_the_patch():
@@ -48,7 +59,9 @@ def test_place_then_extract_returns_the_patch():
     torch.manual_seed(2)
     smooth = F.interpolate(torch.rand(4, 1, 5, 5), size=(20, 20), mode="bilinear", align_corners=True)
     box = torch.tensor([[0.5, 0.5, 0.45, 0.45], [0.3, 0.6, 0.5, 0.35], [0.7, 0.3, 0.3, 0.5], [0.45, 0.55, 0.6, 0.6]])
-    back = image_to_glimpse(glimpse_to_image(smooth, box_to_where(box), (50, 50)), box_to_where(box).unsqueeze(1), (20, 20))
+    back = image_to_glimpse(
+        glimpse_to_image(smooth, box_to_where(box), (50, 50)), box_to_where(box).unsqueeze(1), (20, 20)
+    )
     assert (back[:, 0] - smooth).abs().mean() < 0.03
 
 
@@ -74,7 +87,7 @@ def test_scale_floor_is_straight_through():
 
 
 def test_cap_scale_bounds_the_box_size_and_is_the_identity_without_a_cap():
-    from sqair_world.spatial import cap_scale
+    from sqair_world.model.spatial import cap_scale
 
     where = torch.randn(100, 4) * 5
     assert torch.equal(cap_scale(where, 1.0), where)
@@ -86,11 +99,20 @@ def test_cap_scale_bounds_the_box_size_and_is_the_identity_without_a_cap():
 
 
 def test_posterior_mean_boxes_respect_max_scale():
-    from sqair_world.registry import build_model
+    from sqair_world.model.registry import build_model
 
     torch.manual_seed(0)
-    model = build_model("mlp-sqair", image_shape=(1, 24, 24), glimpse_size=(6, 6), n_what=4, n_hidden=16,
-                        n_hidden_small=8, max_scale=0.2, disc_step_bias=30.0, prop_step_bias=30.0)
+    model = build_model(
+        "mlp-sqair",
+        image_shape=(1, 24, 24),
+        glimpse_size=(6, 6),
+        n_what=4,
+        n_hidden=16,
+        n_hidden_small=8,
+        max_scale=0.2,
+        disc_step_bias=30.0,
+        prop_step_bias=30.0,
+    )
     state = None
     for t in range(3):
         state = model.online_step(state, torch.rand(2, 1, 24, 24)).state

@@ -1,16 +1,25 @@
 """Speed switches (sqair_world/speed.py) must not change the maths: compiled = eager, bf16 matmuls ~ float32."""
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sqair_world.nn import row_compaction
-from sqair_world.registry import build_model
+from sqair_world.envs.slots import SlotEncoder, frames_to_input
+from sqair_world.model.nn import row_compaction
+from sqair_world.model.registry import build_model
+from sqair_world.model.types import Slots
 from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
-from sqair_world.types import Slots
-from sqair_world.wrappers.slots import SlotEncoder, frames_to_input
 
 # two slots and two frames keep the compiled graphs (and the compile time of these tests) small
-TINY = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=6, n_hidden=32, n_hidden_small=16, k_particles=3,
-            max_objects=2, disc_step_bias=3.0)
+TINY = dict(
+    image_shape=(1, 24, 24),
+    glimpse_size=(8, 8),
+    n_what=6,
+    n_hidden=32,
+    n_hidden_small=16,
+    k_particles=3,
+    max_objects=2,
+    disc_step_bias=3.0,
+)
 
 
 def _pair():
@@ -119,8 +128,12 @@ def test_compiled_tracking_equals_eager():
         state, a, b = out.state, out.state.z, enc.state.z
         assert torch.equal(a.pres, b.pres) and torch.equal(a.id, b.id), t
         assert torch.allclose(a.where * a.pres.unsqueeze(-1), b.where * b.pres.unsqueeze(-1), atol=1e-4), t
-        assert torch.allclose(out.log_lik + out.log_p - out.log_q, enc.last.log_lik + enc.last.log_p - enc.last.log_q,
-                              rtol=1e-4, atol=1e-2), t
+        assert torch.allclose(
+            out.log_lik + out.log_p - out.log_q,
+            enc.last.log_lik + enc.last.log_p - enc.last.log_q,
+            rtol=1e-4,
+            atol=1e-2,
+        ), t
         if t not in (0, 4):
             all_taken.append(bool((out.num_prop == N).all()))
         if t == 1:

@@ -1,4 +1,5 @@
 """Training loop: schedules, optimiser, exact resume, atomic checkpoints, NaN stop, CLI smoke test, DDP."""
+
 import os
 import subprocess
 import sys
@@ -8,12 +9,17 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from sqair_world.checkpoint import CheckpointError, load_model
-from sqair_world.registry import build_model
-from sqair_world.schedules import (authors_learning_rate, curriculum_length, linear_decay, piecewise_constant,
-                                  warmup_constant)
-from sqair_world.train import TrainConfig, Trainer, TrainingDiverged, batch_indices, tf_rmsprop
+from sqair_world.model.registry import build_model
 from sqair_world.speed import reduced_precision_matmul
+from sqair_world.training.checkpoints import CheckpointError, load_model
+from sqair_world.training.schedules import (
+    authors_learning_rate,
+    curriculum_length,
+    linear_decay,
+    piecewise_constant,
+    warmup_constant,
+)
+from sqair_world.training.trainer import TrainConfig, Trainer, TrainingDiverged, batch_indices, tf_rmsprop
 
 TINY_MODEL = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=4, n_hidden=16, n_hidden_small=8, max_objects=2)
 
@@ -26,8 +32,21 @@ def _data(S=24, T=4, seed=0):
 def _trainer(tmp_path, steps, **kw):
     torch.manual_seed(0)
     model = build_model("mlp-sqair", **TINY_MODEL)
-    cfg = TrainConfig(steps=steps, batch_size=4, k_particles=2, curriculum_every=2, curriculum_max=4, run_dir=str(tmp_path),
-                      tensorboard=False, progress=False, val_every=1000, device="cpu", recipe="fast", lr=1e-3, **kw)
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=4,
+        k_particles=2,
+        curriculum_every=2,
+        curriculum_max=4,
+        run_dir=str(tmp_path),
+        tensorboard=False,
+        progress=False,
+        val_every=1000,
+        device="cpu",
+        recipe="fast",
+        lr=1e-3,
+        **kw,
+    )
     return Trainer(model, _data(), _data(8, seed=1), cfg, experiment="test")
 
 
@@ -125,30 +144,73 @@ def test_resume_rejects_a_mismatched_model(tmp_path):
 
 def test_pretrain_cli_smoke_and_resume(tmp_path):
     env = {**os.environ, "SQAIR_WORLD_CACHE": str(tmp_path / "cache")}
-    base = [sys.executable, "-m", "sqair_world.pretrain", "mnist-mlp-sqair", "--num-train-sequences", "16",
-            "--num-val-sequences", "4", "--batch-size", "4", "--k-particles", "2", "--curriculum-max", "3",
-            "--val-every", "2", "--run-dir", str(tmp_path / "run"), "--progress", "false",
-            "--model-set", "n_hidden=16", "--model-set", "n_what=4", "--model-set", "glimpse_size=(8, 8)"]
-    out = subprocess.run(base + ["--steps", "2", "--output", str(tmp_path / "m.pt")], capture_output=True, text=True, env=env)
+    base = [
+        sys.executable,
+        "-m",
+        "sqair_world.pretrain",
+        "mnist-mlp-sqair",
+        "--num-train-sequences",
+        "16",
+        "--num-val-sequences",
+        "4",
+        "--batch-size",
+        "4",
+        "--k-particles",
+        "2",
+        "--curriculum-max",
+        "3",
+        "--val-every",
+        "2",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--progress",
+        "false",
+        "--model-set",
+        "n_hidden=16",
+        "--model-set",
+        "n_what=4",
+        "--model-set",
+        "glimpse_size=(8, 8)",
+    ]
+    out = subprocess.run(
+        base + ["--steps", "2", "--output", str(tmp_path / "m.pt")], capture_output=True, text=True, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert load_model(tmp_path / "m.pt").cfg.n_what == 4
     out = subprocess.run(base + ["--steps", "3", "--resume"], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and "resumed" in out.stderr and "step 3" in out.stderr, out.stderr
-    helptext = subprocess.run([sys.executable, "-m", "sqair_world.pretrain", "--help"], capture_output=True, text=True).stdout
+    helptext = subprocess.run(
+        [sys.executable, "-m", "sqair_world.pretrain", "--help"], capture_output=True, text=True
+    ).stdout
     for name in ("mnist-mlp-sqair", "mnist-conv-sqair", "mnist-mlp-air", "mnist-mlp-vrnn", "mnist-conv-vrnn", "--lr"):
         assert name in helptext
-    bad = subprocess.run([sys.executable, "-m", "sqair_world.pretrain", "mnist-mlp-sqiar"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sqair_world.pretrain", "mnist-mlp-sqiar"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "Did you mean 'mnist-mlp-sqair'" in bad.stderr
 
 
 def _ddp_worker(rank, world, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = build_model("mlp-sqair", **TINY_MODEL)
-    cfg = TrainConfig(steps=2, batch_size=4, k_particles=2, curriculum_max=3, run_dir=out_dir, tensorboard=False,
-                      progress=False, device="cpu", recipe="fast", lr=1e-2, deterministic=True, val_every=1000)
+    cfg = TrainConfig(
+        steps=2,
+        batch_size=4,
+        k_particles=2,
+        curriculum_max=3,
+        run_dir=out_dir,
+        tensorboard=False,
+        progress=False,
+        device="cpu",
+        recipe="fast",
+        lr=1e-2,
+        deterministic=True,
+        val_every=1000,
+    )
     tr = Trainer(model, _data(), _data(8, seed=1), cfg, experiment="ddp")
     tr.fit()
     torch.save(tr.model.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
@@ -164,9 +226,20 @@ def test_ddp_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     torch.manual_seed(0)
     model = build_model("mlp-sqair", **TINY_MODEL)
-    cfg = TrainConfig(steps=2, batch_size=4, k_particles=2, curriculum_max=3, run_dir=str(tmp_path / "single"),
-                      tensorboard=False, progress=False, device="cpu", recipe="fast", lr=1e-2, deterministic=True,
-                      val_every=1000)
+    cfg = TrainConfig(
+        steps=2,
+        batch_size=4,
+        k_particles=2,
+        curriculum_max=3,
+        run_dir=str(tmp_path / "single"),
+        tensorboard=False,
+        progress=False,
+        device="cpu",
+        recipe="fast",
+        lr=1e-2,
+        deterministic=True,
+        val_every=1000,
+    )
     single = Trainer(model, _data(), _data(8, seed=1), cfg, experiment="single")
     single.fit()
     for k, v in single.model.state_dict().items():
@@ -175,29 +248,68 @@ def test_ddp_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path
 
 
 def test_pretrain_atari_smoke(tmp_path):
-    args = [sys.executable, "-m", "sqair_world.pretrain", "atari", "--env", "ALE/Pacman-v5", "--steps", "2",
-            "--num-train-sequences", "4", "--num-val-sequences", "2", "--batch-size", "2", "--k-particles", "2",
-            "--curriculum-max", "3", "--val-every", "2", "--progress", "false", "--model-set", "n_hidden=16",
-            "--model-set", "n_what=4"]
-    out = subprocess.run(args + ["--run-dir", str(tmp_path / "run"), "--output", str(tmp_path / "pac.pt"), "--half"],
-                         capture_output=True, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "sqair_world.pretrain",
+        "atari",
+        "--env",
+        "ALE/Pacman-v5",
+        "--steps",
+        "2",
+        "--num-train-sequences",
+        "4",
+        "--num-val-sequences",
+        "2",
+        "--batch-size",
+        "2",
+        "--k-particles",
+        "2",
+        "--curriculum-max",
+        "3",
+        "--val-every",
+        "2",
+        "--progress",
+        "false",
+        "--model-set",
+        "n_hidden=16",
+        "--model-set",
+        "n_what=4",
+    ]
+    out = subprocess.run(
+        args + ["--run-dir", str(tmp_path / "run"), "--output", str(tmp_path / "pac.pt"), "--half"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     model = load_model(tmp_path / "pac.pt")
     assert model.cfg.image_shape == (3, 84, 84) and model.cfg.max_objects == 6
     assert model.checkpoint_extra["env_id"] == "ALE/Pacman-v5"
     assert 0.2 < model.mean_image.mean().item() < 0.8  # the maze background, not zeros
     # fine-tuning: a new run from those weights with a config that keeps the parameter shapes
-    out = subprocess.run(args + ["--init-from", str(tmp_path / "pac.pt"), "--model-set", "exit_margin=0.05",
-                                 "--run-dir", str(tmp_path / "tune"), "--output", str(tmp_path / "tuned.pt")],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        args
+        + [
+            "--init-from",
+            str(tmp_path / "pac.pt"),
+            "--model-set",
+            "exit_margin=0.05",
+            "--run-dir",
+            str(tmp_path / "tune"),
+            "--output",
+            str(tmp_path / "tuned.pt"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0 and "initialised from" in out.stderr, out.stderr
     tuned = load_model(tmp_path / "tuned.pt")
     assert tuned.cfg.exit_margin == 0.05 and tuned.checkpoint_extra["step"] == 2
 
 
 def test_init_from_rejects_other_parameter_shapes(tmp_path, capsys):
-    from sqair_world.checkpoint import save_model
     from sqair_world.pretrain import main
+    from sqair_world.training.checkpoints import save_model
 
     save_model(tmp_path / "small.pt", build_model("mlp-sqair", **TINY_MODEL))
     assert main(["--init-from", str(tmp_path / "small.pt"), "--model-set", "n_hidden=16"]) == 2
@@ -207,8 +319,8 @@ def test_init_from_rejects_other_parameter_shapes(tmp_path, capsys):
 
 
 def test_resume_from_corrupt_or_weights_only_files_fails_clearly(tmp_path, capsys, monkeypatch):
-    from sqair_world.checkpoint import save_model
     from sqair_world.pretrain import main
+    from sqair_world.training.checkpoints import save_model
 
     tr = _trainer(tmp_path, steps=1)
     save_model(tmp_path / "weights.pt", tr.model)
@@ -218,9 +330,26 @@ def test_resume_from_corrupt_or_weights_only_files_fails_clearly(tmp_path, capsy
     with pytest.raises(CheckpointError, match="corrupt"):
         tr.load(tmp_path / "bad.pt")
     monkeypatch.setenv("SQAIR_WORLD_CACHE", str(tmp_path / "cache"))
-    rc = main(["--num-train-sequences", "4", "--num-val-sequences", "2", "--batch-size", "2", "--steps", "1",
-               "--tensorboard", "false", "--progress", "false", "--run-dir", str(tmp_path / "run"),
-               "--resume", str(tmp_path / "bad.pt")])
+    rc = main(
+        [
+            "--num-train-sequences",
+            "4",
+            "--num-val-sequences",
+            "2",
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+            "--tensorboard",
+            "false",
+            "--progress",
+            "false",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--resume",
+            str(tmp_path / "bad.pt"),
+        ]
+    )
     assert rc == 2 and "corrupt" in capsys.readouterr().err
 
 

@@ -1,11 +1,12 @@
 """The other four models of Table 1: CONV-SQAIR, MLP-AIR, MLP-VRNN, CONV-VRNN, through one registry."""
+
 import pytest
 import torch
-
-from sqair_world.checkpoint import load_model, save_model
-from sqair_world.conv import ConvEncoder, SubpixelDecoder
-from sqair_world.registry import MODEL_NAMES, build_model
 from toy_data import fit, moving_blocks
+
+from sqair_world.model.conv import ConvEncoder, SubpixelDecoder
+from sqair_world.model.registry import MODEL_NAMES, build_model
+from sqair_world.training.checkpoints import load_model, save_model
 
 SMALL = {
     "mlp-sqair": dict(n_hidden=16, n_what=4, n_hidden_small=8, glimpse_size=(8, 8)),

@@ -1,16 +1,17 @@
 """MLP-VRNN and CONV-VRNN: shapes, gradients, IWAE(K=1) = ELBO computed independently, particles,
 checkpoints, input errors, parameter matching and a short seeded learning test."""
+
 import math
 
 import pytest
 import torch
 from torch.distributions import Normal
-
-from sqair_world.checkpoint import load_model, save_model
-from sqair_world.config import config_from_dict
-from sqair_world.registry import build_model
-from sqair_world.vrnn import VRNN, VRNNConfig
 from toy_data import moving_blocks
+
+from sqair_world.model.config import config_from_dict
+from sqair_world.model.registry import build_model
+from sqair_world.model.vrnn import VRNN, VRNNConfig
+from sqair_world.training.checkpoints import load_model, save_model
 
 SMALL = {"mlp": dict(n_hidden=16, n_latent=6), "conv": dict(n_hidden=16, n_latent=6, conv_channels=4)}
 ENCODERS = ["mlp", "conv"]
@@ -133,7 +134,9 @@ def test_config_validation():
         VRNNConfig(output_std=0.0)
     with pytest.raises(ValueError, match="did you mean 'n_latent'"):
         VRNNConfig().replace(n_latents=3)
-    assert VRNNConfig().hidden == 290 and VRNNConfig(encoder="conv").hidden == 285 and VRNNConfig(n_hidden=7).hidden == 7
+    assert (
+        VRNNConfig().hidden == 290 and VRNNConfig(encoder="conv").hidden == 285 and VRNNConfig(n_hidden=7).hidden == 7
+    )
     assert VRNNConfig().n_latent == 165 == 3 * (50 + 4 + 1)
 
 

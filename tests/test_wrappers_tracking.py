@@ -1,4 +1,5 @@
 """Identities on the moving-MNIST env with known tracks, measured against its ground truth."""
+
 import subprocess
 import sys
 
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 import sqair_world  # noqa: F401  (registers the ids)
-from sqair_world.metrics import tracking_scores
-from sqair_world.wrappers.tracking import identity_scores, identity_violations, rollout_tracks, slot_pixel_boxes
+from sqair_world.evaluation.metrics import tracking_scores
+from sqair_world.evaluation.tracking import identity_scores, identity_violations, rollout_tracks, slot_pixel_boxes
 
 
 def test_slot_pixel_boxes_inverts_the_documented_box_convention():
@@ -32,7 +33,7 @@ def test_ground_truth_tracks_score_perfectly_and_swaps_are_caught(tiny_ckpt):
     assert perfect.idf1 == pytest.approx(1.0) and perfect.num_switches == 0 and perfect.mota == pytest.approx(1.0)
     assert (roll.gt_ids[:, 0] >= 0).all()
     swapped = roll.gt_ids.copy()
-    swapped[T // 2:] = swapped[T // 2:, :, ::-1]  # swap the two digits' ids in the second half
+    swapped[T // 2 :] = swapped[T // 2 :, :, ::-1]  # swap the two digits' ids in the second half
     bad = tracking_scores(roll.gt_boxes, roll.gt_ids, roll.gt_boxes, swapped)
     assert bad.num_switches >= 1 and bad.idf1 < 0.9
 
@@ -48,11 +49,14 @@ def test_wrapped_tracker_keeps_identity_bookkeeping_and_is_scored(tiny_ckpt):
 
 
 def test_tracking_cli_smoke(tiny_ckpt, tmp_path, capsys):
-    out = subprocess.run([sys.executable, "-m", "sqair_world.wrappers.tracking", "--checkpoint", str(tiny_ckpt),
-                          "--episodes", "1"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "sqair_world.evaluation.tracking", "--checkpoint", str(tiny_ckpt), "--episodes", "1"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert '"idf1"' in out.stdout
-    from sqair_world.wrappers.tracking import main  # the error path in-process
+    from sqair_world.evaluation.tracking import main  # the error path in-process
 
     assert main(["--checkpoint", str(tmp_path / "no.pt")]) == 2
     assert "error:" in capsys.readouterr().err
@@ -62,7 +66,7 @@ def test_shipped_checkpoint_tracks_identities():
     """The shipped moving-MNIST checkpoint (60 CPU-minutes of training) against the ground-truth tracks.
 
     Matched by "digit centre inside the glimpse" (SQAIR's glimpses are not tight boxes). Measured with
-    `python -m sqair_world.wrappers.tracking --episodes 20 --match centre`: MOTA 0.46, IDF1 0.68, 22 switches.
+    `python -m sqair_world.evaluation.tracking --episodes 20 --match centre`: MOTA 0.46, IDF1 0.68, 22 switches.
     """
     env = gym.make("SQAIR-Wrapped/MovingMNIST")
     scores = identity_scores(env, episodes=20, seed=0, match="centre")

@@ -1,4 +1,5 @@
 """The Gymnasium vector wrapper under same-step autoreset equals per-env wrappers reset on the spot."""
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -6,14 +7,15 @@ from gymnasium.vector import AutoresetMode
 
 import sqair_world  # noqa: F401  (registers the ids)
 from sqair_world.envs.factory import load_default_model, make_moving_mnist_env
-from sqair_world.wrappers.slots import SlotEncoder
-from sqair_world.wrappers.vector import SQAIRVectorObservation
+from sqair_world.envs.slots import SlotEncoder
+from sqair_world.envs.vector import SQAIRVectorObservation
 
 
 def test_same_step_autoreset_clears_the_row_that_ends(tiny_ckpt):
     seeds, steps, seq_len = [0, 1], 7, 3
-    venv = gym.vector.SyncVectorEnv([lambda: make_moving_mnist_env(seq_len=seq_len) for _ in seeds],
-                                    autoreset_mode=AutoresetMode.SAME_STEP)
+    venv = gym.vector.SyncVectorEnv(
+        [lambda: make_moving_mnist_env(seq_len=seq_len) for _ in seeds], autoreset_mode=AutoresetMode.SAME_STEP
+    )
     venv = SQAIRVectorObservation(venv, load_default_model("MovingMNIST", tiny_ckpt))
     assert venv.autoreset_mode == AutoresetMode.SAME_STEP
     got = [venv.reset(seed=seeds)[0]] + [venv.step(np.zeros(2, int))[0] for _ in range(steps)]
@@ -50,8 +52,9 @@ def test_make_vec_uses_the_batched_vector_entry_point(tiny_ckpt):
 
 def test_disabled_autoreset_partial_reset_retracks_only_the_masked_envs(tiny_ckpt):
     seeds, seq_len = [0, 1], 3
-    venv = gym.vector.SyncVectorEnv([lambda: make_moving_mnist_env(seq_len=seq_len) for _ in seeds],
-                                    autoreset_mode=AutoresetMode.DISABLED)
+    venv = gym.vector.SyncVectorEnv(
+        [lambda: make_moving_mnist_env(seq_len=seq_len) for _ in seeds], autoreset_mode=AutoresetMode.DISABLED
+    )
     venv = SQAIRVectorObservation(venv, load_default_model("MovingMNIST", tiny_ckpt), include_frame=True)
     venv.reset(seed=seeds)
     for _ in range(2):

@@ -1,4 +1,5 @@
 """Seeded toy sequences for fast learning tests: 0-2 bright blocks moving on a small dark canvas."""
+
 import torch
 
 
@@ -13,8 +14,12 @@ def moving_blocks(num: int, T: int = 4, size: int = 24, block: int = 6, max_obje
     frames = []
     for _ in range(T):
         p = pos.round()
-        inside = ((yy >= p[..., 0, None, None]) & (yy < p[..., 0, None, None] + block)
-                  & (xx >= p[..., 1, None, None]) & (xx < p[..., 1, None, None] + block))  # [num, M, size, size]
+        inside = (
+            (yy >= p[..., 0, None, None])
+            & (yy < p[..., 0, None, None] + block)
+            & (xx >= p[..., 1, None, None])
+            & (xx < p[..., 1, None, None] + block)
+        )  # [num, M, size, size]
         present = torch.arange(max_objects).view(1, -1, 1, 1) < counts.view(-1, 1, 1, 1)
         frames.append((inside & present).any(1).float().unsqueeze(1))
         pos = pos + vel

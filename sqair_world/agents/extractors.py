@@ -1,4 +1,5 @@
 """SB3 feature extractor for slot observations: masked, permutation-invariant pooling over the N slots."""
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -14,14 +15,16 @@ class SlotExtractor(BaseFeaturesExtractor):
 
     Use with ``PPO("MultiInputPolicy", env, policy_kwargs=dict(features_extractor_class=SlotExtractor))``.
 
-    :param observation_space: the ``Dict`` space of :class:`~sqair_world.wrappers.SQAIRObservation`
+    :param observation_space: the ``Dict`` space of :class:`~sqair_world.envs.SQAIRObservation`
     :param hidden: width of phi (features_dim = 2 * hidden + 1)
     """
 
     def __init__(self, observation_space: gym.spaces.Dict, hidden: int = 64) -> None:
         for key in ("pres", "where", "what"):
             if key not in observation_space.spaces:
-                raise ValueError(f"SlotExtractor needs a slot observation with 'pres', 'where', 'what'; missing {key!r}")
+                raise ValueError(
+                    f"SlotExtractor needs a slot observation with 'pres', 'where', 'what'; missing {key!r}"
+                )
         n_in = observation_space["where"].shape[-1] + observation_space["what"].shape[-1]
         super().__init__(observation_space, features_dim=2 * hidden + 1)
         self.phi = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())

@@ -3,6 +3,7 @@
 Splits follow the authors (reference §1): training sequences use MNIST-train images 5,000 onward,
 evaluation sequences the first 5,000 (TF's "validation" split); the official test set is an option.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -12,10 +13,18 @@ from typing import Literal
 import numpy as np
 
 EMBEDDED = Path(__file__).with_name("mnist_5k.npz")
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 AUTHORS_EVAL_SIZE = 5000
 
 
@@ -46,23 +55,32 @@ def read_idx(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise
     except (OSError, EOFError) as err:
-        raise MNISTFormatError(f"{path}: cannot read ({err}); the file is truncated or not gzip; download it again") from err
+        raise MNISTFormatError(
+            f"{path}: cannot read ({err}); the file is truncated or not gzip; download it again"
+        ) from err
     if len(raw) < 4:
         raise MNISTFormatError(f"{path}: {len(raw)} bytes is too short for an IDX header; download it again")
     zero, dtype_code, ndim = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
     if zero != 0 or dtype_code not in _IDX_DTYPES or ndim == 0:
-        raise MNISTFormatError(f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000 08 0n); "
-                               "is this an MNIST IDX file?")
+        raise MNISTFormatError(
+            f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000 08 0n); is this an MNIST IDX file?"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise MNISTFormatError(f"{path}: header truncated ({len(raw)} bytes, need {header})")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[dtype_code])
     need = header + int(np.prod(dims)) * dtype.itemsize
     if len(raw) != need:
-        raise MNISTFormatError(f"{path}: {len(raw)} bytes but the header {dims} needs {need}; "
-                               "the file is truncated or corrupt, download it again")
-    return np.frombuffer(raw, dtype=dtype, count=int(np.prod(dims)), offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+        raise MNISTFormatError(
+            f"{path}: {len(raw)} bytes but the header {dims} needs {need}; "
+            "the file is truncated or corrupt, download it again"
+        )
+    return (
+        np.frombuffer(raw, dtype=dtype, count=int(np.prod(dims)), offset=header)
+        .reshape(dims)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def _find(directory: Path, stem: str) -> Path:
@@ -70,11 +88,15 @@ def _find(directory: Path, stem: str) -> Path:
         for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
             if (base / name).is_file():
                 return base / name
-    raise FileNotFoundError(f"MNIST file {stem}[.gz] not found in {directory} (nor in its MNIST/raw or raw "
-                            "subfolders); download the four IDX files from the MNIST site or with torchvision")
+    raise FileNotFoundError(
+        f"MNIST file {stem}[.gz] not found in {directory} (nor in its MNIST/raw or raw "
+        "subfolders); download the four IDX files from the MNIST site or with torchvision"
+    )
 
 
-def load_mnist_idx(directory: str | Path, split: Literal["train", "eval", "test"] = "train") -> tuple[np.ndarray, np.ndarray]:
+def load_mnist_idx(
+    directory: str | Path, split: Literal["train", "eval", "test"] = "train"
+) -> tuple[np.ndarray, np.ndarray]:
     """Full MNIST from IDX files in ``directory``: ``train`` = train[5000:], ``eval`` = train[:5000] (the
     authors' split), ``test`` = the official t10k set. Returns uint8 ``[M, 28, 28]``, int64 ``[M]``."""
     if split not in ("train", "eval", "test"):

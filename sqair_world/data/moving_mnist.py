@@ -11,6 +11,7 @@ Everything is vectorised over sequences (numpy); the only Python loops run over 
 and rejection rounds. Frames are uint8, time-major ``[T, S, H, W]``; the model's inputs are
 ``frames / 255`` in [0, 1] (not binarised).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -75,7 +76,7 @@ class SequenceSet(NamedTuple):
         """S, the number of sequences (not the number of fields: see ``replace``)."""
         return self.frames.shape[1]
 
-    def replace(self, **fields: np.ndarray) -> "SequenceSet":
+    def replace(self, **fields: np.ndarray) -> SequenceSet:
         """A copy with ``fields`` replaced. Use this, not ``_replace``: NamedTuple's ``_replace`` checks
         ``len(result) == 7``, which ``__len__`` above redefines as S."""
         unknown = set(fields) - set(self._fields)
@@ -98,17 +99,28 @@ class SequenceSet(NamedTuple):
         """int64 [S] sum of the digits' labels (0..18), the addition task's target."""
         return np.where(self.present, self.labels, 0).sum(-1)
 
-    def subset(self, idx) -> "SequenceSet":
+    def subset(self, idx) -> SequenceSet:
         """Sequences ``idx`` (slice, index array or boolean mask)."""
-        return SequenceSet(self.frames[:, idx], self.boxes[:, idx], self.visible_boxes[:, idx], self.visible_frac[:, idx],
-                           self.labels[idx], self.present[idx], self.track_ids[idx])
+        return SequenceSet(
+            self.frames[:, idx],
+            self.boxes[:, idx],
+            self.visible_boxes[:, idx],
+            self.visible_frac[:, idx],
+            self.labels[idx],
+            self.present[idx],
+            self.track_ids[idx],
+        )
 
-    def truncate(self, length: int) -> "SequenceSet":
+    def truncate(self, length: int) -> SequenceSet:
         """The first ``length`` frames (the curriculum on sequence length)."""
         if not 1 <= length <= self.frames.shape[0]:
             raise ValueError(f"length must be in [1, {self.frames.shape[0]}], got {length}")
-        return self.replace(frames=self.frames[:length], boxes=self.boxes[:length],
-                             visible_boxes=self.visible_boxes[:length], visible_frac=self.visible_frac[:length])
+        return self.replace(
+            frames=self.frames[:length],
+            boxes=self.boxes[:length],
+            visible_boxes=self.visible_boxes[:length],
+            visible_frac=self.visible_frac[:length],
+        )
 
 
 def crop_digits(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +140,11 @@ def crop_digits(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     i = np.arange(n)
     src_r, src_c = top[:, None] + i, left[:, None] + i  # [P, 28]
     valid = (i < (bottom - top)[:, None])[:, :, None] & (i < (right - left)[:, None])[:, None, :]
-    crops = images[np.arange(len(images))[:, None, None], np.minimum(src_r, n - 1)[:, :, None], np.minimum(src_c, n - 1)[:, None, :]]
+    crops = images[
+        np.arange(len(images))[:, None, None],
+        np.minimum(src_r, n - 1)[:, :, None],
+        np.minimum(src_c, n - 1)[:, None, :],
+    ]
     return np.where(valid, crops, 0).astype(np.uint8), np.stack([bottom - top, right - left], 1).astype(np.int64)
 
 
@@ -146,8 +162,9 @@ def _overlaps(pos: np.ndarray, sizes: np.ndarray, present: np.ndarray) -> np.nda
     return (inter & both & earlier).any(-1)
 
 
-def _place_first_frame(pool_sizes: np.ndarray, present: np.ndarray, cfg: MovingMNISTConfig,
-                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _place_first_frame(
+    pool_sizes: np.ndarray, present: np.ndarray, cfg: MovingMNISTConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Digit indices ``[S, M]`` and frame-0 positions ``[S, M, 2]`` without bounding-box overlap (reference §1)."""
     S, M = present.shape
     digits = rng.integers(0, len(pool_sizes), (S, M))
@@ -168,12 +185,15 @@ def _place_first_frame(pool_sizes: np.ndarray, present: np.ndarray, cfg: MovingM
         if redraw.any():
             fresh = _first_positions(pool_sizes[digits], present, cfg.canvas_size, rng)
             pos = np.where(redraw[..., None], fresh, pos)
-    raise ValueError(f"could not place {M} digits without overlap on a {cfg.canvas_size}px canvas after 1000 rounds; "
-                     "use fewer digits (max_digits) or a larger canvas_size")
+    raise ValueError(
+        f"could not place {M} digits without overlap on a {cfg.canvas_size}px canvas after 1000 rounds; "
+        "use fewer digits (max_digits) or a larger canvas_size"
+    )
 
 
-def noisy_acceleration_step(pos: np.ndarray, vel: np.ndarray, acc: np.ndarray, cfg: MovingMNISTConfig,
-                            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def noisy_acceleration_step(
+    pos: np.ndarray, vel: np.ndarray, acc: np.ndarray, cfg: MovingMNISTConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step of the authors' noisy-acceleration trajectory with bounce (reference §1), any shape ``[..., 2]``.
 
     Order as released: ``pos += vel``, ``vel += acc``, ``acc += N(0, noise^2)``; then per axis a position
@@ -187,8 +207,11 @@ def noisy_acceleration_step(pos: np.ndarray, vel: np.ndarray, acc: np.ndarray, c
     low, high = pos < 0, pos > bound
     pos = np.where(low, -pos, np.where(high, 2 * bound - pos, pos))
     flip = np.where(low | high, -1.0, 1.0)
-    return (np.clip(pos, 0, bound), np.clip(vel * flip, -cfg.max_velocity, cfg.max_velocity),
-            np.clip(acc * flip, -cfg.max_acceleration, cfg.max_acceleration))
+    return (
+        np.clip(pos, 0, bound),
+        np.clip(vel * flip, -cfg.max_velocity, cfg.max_velocity),
+        np.clip(acc * flip, -cfg.max_acceleration, cfg.max_acceleration),
+    )
 
 
 def _trajectories(first: np.ndarray, cfg: MovingMNISTConfig, rng: np.random.Generator) -> np.ndarray:
@@ -208,7 +231,9 @@ def _trajectories(first: np.ndarray, cfg: MovingMNISTConfig, rng: np.random.Gene
     return np.stack(out)
 
 
-def _render(crops: np.ndarray, positions: np.ndarray, present: np.ndarray, canvas: int, chunk: int = 4096) -> np.ndarray:
+def _render(
+    crops: np.ndarray, positions: np.ndarray, present: np.ndarray, canvas: int, chunk: int = 4096
+) -> np.ndarray:
     """Paste crops ``[S, M, n, n]`` at integer top-left ``positions [T, S, M, 2]`` with pixel-wise max -> ``[T, S, H, W]``."""
     T, S, M, _ = positions.shape
     n = crops.shape[-1]
@@ -231,8 +256,13 @@ def _render(crops: np.ndarray, positions: np.ndarray, present: np.ndarray, canva
     return frames
 
 
-def make_moving_mnist(images: np.ndarray, labels: np.ndarray, num_sequences: int,
-                      cfg: MovingMNISTConfig = MovingMNISTConfig(), seed: int | np.random.Generator = 0) -> SequenceSet:
+def make_moving_mnist(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_sequences: int,
+    cfg: MovingMNISTConfig = MovingMNISTConfig(),
+    seed: int | np.random.Generator = 0,
+) -> SequenceSet:
     """Generate ``num_sequences`` sequences from the digit pool ``images [P, 28, 28]`` uint8, ``labels [P]``."""
     if isinstance(num_sequences, bool) or not isinstance(num_sequences, (int, np.integer)):
         raise TypeError(f"num_sequences must be an int, got {type(num_sequences).__name__}")
@@ -242,15 +272,19 @@ def make_moving_mnist(images: np.ndarray, labels: np.ndarray, num_sequences: int
         raise TypeError(f"cfg must be a MovingMNISTConfig, got {type(cfg).__name__}")
     images, labels = np.asarray(images), np.asarray(labels)
     if len(images) != len(labels) or len(images) == 0:
-        raise ValueError(f"need a non-empty digit pool with one label per image, got {len(images)} images and {len(labels)} labels")
+        raise ValueError(
+            f"need a non-empty digit pool with one label per image, got {len(images)} images and {len(labels)} labels"
+        )
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     crops, sizes = crop_digits(images)
     if (sizes > cfg.canvas_size).any():
         raise ValueError(f"digits up to {sizes.max()} px do not fit a {cfg.canvas_size}px canvas; increase canvas_size")
     S, M = num_sequences, cfg.max_digits
-    if M * sizes.prod(1).min() > cfg.canvas_size ** 2:  # cheap necessary condition; the rejection loop catches the rest
-        raise ValueError(f"{M} digits of at least {sizes.prod(1).min()} px^2 cannot fit without overlap on a "
-                         f"{cfg.canvas_size}px canvas; use fewer digits (max_digits) or a larger canvas_size")
+    if M * sizes.prod(1).min() > cfg.canvas_size**2:  # cheap necessary condition; the rejection loop catches the rest
+        raise ValueError(
+            f"{M} digits of at least {sizes.prod(1).min()} px^2 cannot fit without overlap on a "
+            f"{cfg.canvas_size}px canvas; use fewer digits (max_digits) or a larger canvas_size"
+        )
     n = rng.integers(0, M + 1, S)
     present = np.arange(M)[None] < n[:, None]  # [S, M]
     digits, first = _place_first_frame(sizes, present, cfg, rng)
@@ -262,9 +296,15 @@ def make_moving_mnist(images: np.ndarray, labels: np.ndarray, num_sequences: int
     visible_boxes = np.concatenate([pos.astype(np.float32) * present[None, ..., None], vis_hw], -1).astype(np.float32)
     area = np.maximum(hw.prod(-1), 1)
     visible_frac = (vis_hw.prod(-1) / area * present[None]).astype(np.float32)
-    return SequenceSet(frames, boxes.astype(np.float32), visible_boxes, visible_frac,
-                       np.where(present, labels[digits], -1).astype(np.int64), present,
-                       np.where(present, np.arange(M)[None], -1).astype(np.int64))
+    return SequenceSet(
+        frames,
+        boxes.astype(np.float32),
+        visible_boxes,
+        visible_frac,
+        np.where(present, labels[digits], -1).astype(np.int64),
+        present,
+        np.where(present, np.arange(M)[None], -1).astype(np.int64),
+    )
 
 
 def default_cache_dir() -> Path:
@@ -287,9 +327,15 @@ def _digits(split: str, mnist_dir: str | os.PathLike | None) -> tuple[np.ndarray
     return images, labels, f"{'embedded' if mnist_dir is None else 'idx'}:{digest.hexdigest()}"
 
 
-def load_moving_mnist(split: Literal["train", "eval", "test"] = "train", num_sequences: int | None = None, seed: int = 0,
-                      mnist_dir: str | os.PathLike | None = None, cfg: MovingMNISTConfig = MovingMNISTConfig(),
-                      cache_dir: str | os.PathLike | None = None, cache: bool = True) -> SequenceSet:
+def load_moving_mnist(
+    split: Literal["train", "eval", "test"] = "train",
+    num_sequences: int | None = None,
+    seed: int = 0,
+    mnist_dir: str | os.PathLike | None = None,
+    cfg: MovingMNISTConfig = MovingMNISTConfig(),
+    cache_dir: str | os.PathLike | None = None,
+    cache: bool = True,
+) -> SequenceSet:
     """The moving-MNIST split: 60,000 train / 10,000 eval sequences by default, from disjoint digit pools
     (embedded digits, or full MNIST IDX files in ``mnist_dir`` with the authors' split).
 
@@ -303,9 +349,21 @@ def load_moving_mnist(split: Literal["train", "eval", "test"] = "train", num_seq
     if num_sequences is None:
         num_sequences = 60000 if split == "train" else 10000
     images, labels, source = _digits(split, mnist_dir)
-    key = json.dumps({"cfg": dataclasses.asdict(cfg), "split": split, "n": num_sequences, "seed": seed,
-                      "source": source, "version": 1}, sort_keys=True)
-    path = Path(cache_dir or default_cache_dir()) / f"moving_mnist_{split}_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    key = json.dumps(
+        {
+            "cfg": dataclasses.asdict(cfg),
+            "split": split,
+            "n": num_sequences,
+            "seed": seed,
+            "source": source,
+            "version": 1,
+        },
+        sort_keys=True,
+    )
+    path = (
+        Path(cache_dir or default_cache_dir())
+        / f"moving_mnist_{split}_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    )
     if cache and path.is_file():
         try:
             with np.load(path) as d:

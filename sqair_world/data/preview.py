@@ -4,6 +4,7 @@
 
 Boxes are the visible part of each digit's bounding box, coloured by track id.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ import argparse
 import numpy as np
 
 from sqair_world.data.moving_mnist import MovingMNISTConfig, SequenceSet, load_moving_mnist
-from sqair_world.viz import draw_frame, grid, save_gif, save_png
+from sqair_world.evaluation.draw import draw_frame, grid, save_gif, save_png
 
 
 def sequence_panels(data: SequenceSet, idx: np.ndarray, scale: int = 3) -> list[list[np.ndarray]]:
@@ -40,9 +41,15 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.num_sequences < 1:
         p.error("--num-sequences must be >= 1")
-    data = load_moving_mnist(args.split, num_sequences=max(args.num_sequences, 16), seed=args.seed,
-                             mnist_dir=args.mnist_dir, cfg=MovingMNISTConfig(), cache=False)
-    idx = np.argsort(-data.num_digits, kind="stable")[:args.num_sequences]  # show the busiest sequences first
+    data = load_moving_mnist(
+        args.split,
+        num_sequences=max(args.num_sequences, 16),
+        seed=args.seed,
+        mnist_dir=args.mnist_dir,
+        cfg=MovingMNISTConfig(),
+        cache=False,
+    )
+    idx = np.argsort(-data.num_digits, kind="stable")[: args.num_sequences]  # show the busiest sequences first
     panels = sequence_panels(data, idx, args.scale)
     gif = save_gif(args.out, [grid([row]) for row in panels])
     print(f"wrote {gif}")

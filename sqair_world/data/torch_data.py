@@ -4,6 +4,7 @@ Batches are ``x: [T, B, 1, H, W]`` float32 in [0, 1] plus a dict of ground-truth
 (``boxes``/``visible_boxes`` ``[T, B, M, 4]``, ``visible_frac`` ``[T, B, M]``, ``labels``/``present``/
 ``track_ids`` ``[B, M]``, ``num_digits`` ``[B]``, ``num_visible`` ``[T, B]``, ``digit_sum`` ``[B]``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,10 +33,15 @@ class MovingMNISTDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         d = self.data
-        return {"frames": torch.from_numpy(d.frames[:, i]).unsqueeze(1).float() / 255.0,
-                "boxes": torch.from_numpy(d.boxes[:, i]), "visible_boxes": torch.from_numpy(d.visible_boxes[:, i]),
-                "visible_frac": torch.from_numpy(d.visible_frac[:, i]), "labels": torch.from_numpy(d.labels[i]),
-                "present": torch.from_numpy(d.present[i]), "track_ids": torch.from_numpy(d.track_ids[i])}
+        return {
+            "frames": torch.from_numpy(d.frames[:, i]).unsqueeze(1).float() / 255.0,
+            "boxes": torch.from_numpy(d.boxes[:, i]),
+            "visible_boxes": torch.from_numpy(d.visible_boxes[:, i]),
+            "visible_frac": torch.from_numpy(d.visible_frac[:, i]),
+            "labels": torch.from_numpy(d.labels[i]),
+            "present": torch.from_numpy(d.present[i]),
+            "track_ids": torch.from_numpy(d.track_ids[i]),
+        }
 
 
 _TIME_MAJOR = ("frames", "boxes", "visible_boxes", "visible_frac")
@@ -51,11 +57,24 @@ def time_major_collate(items: list[dict[str, Tensor]]) -> tuple[Tensor, dict[str
     return x, gt
 
 
-def make_loader(data: SequenceSet, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
-                num_workers: int = 0) -> DataLoader:
+def make_loader(
+    data: SequenceSet,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_last: bool = True,
+    num_workers: int = 0,
+) -> DataLoader:
     """A ``DataLoader`` yielding ``(x [T, B, 1, H, W], gt)``; shuffling is reproducible from ``seed``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(MovingMNISTDataset(data), batch_size=batch_size, shuffle=shuffle, generator=g,
-                      drop_last=drop_last, num_workers=num_workers, collate_fn=time_major_collate)
+    return DataLoader(
+        MovingMNISTDataset(data),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=g,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        collate_fn=time_major_collate,
+    )

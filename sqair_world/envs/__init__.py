@@ -7,6 +7,7 @@ Any ALE maze game with its own checkpoint: ``make_sqair_env("ALE/Pacman-v5", che
 ``gym.make_vec(id, num_envs=16)`` runs all envs through one batched model call per step
 (:func:`~sqair_world.envs.factory.make_sqair_vector_env`).
 """
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -22,9 +23,20 @@ def register_envs() -> None:
     for env_id in ENV_IDS:
         if env_id not in gym.registry:
             game = env_id.split("/")[1]
-            gym.register(id=env_id, entry_point="sqair_world.envs.factory:make_sqair_env", kwargs={"game": game},
-                         vector_entry_point="sqair_world.envs.factory:make_sqair_vector_env",
-                         max_episode_steps=None if game != "MovingMNIST" else 1000)
+            gym.register(
+                id=env_id,
+                entry_point="sqair_world.envs.factory:make_sqair_env",
+                kwargs={"game": game},
+                vector_entry_point="sqair_world.envs.factory:make_sqair_vector_env",
+                max_episode_steps=None if game != "MovingMNIST" else 1000,
+            )
 
 
-__all__ = ["register_envs", "make_sqair_env", "make_sqair_vector_env", "make_moving_mnist_env", "load_default_model", "ENV_IDS"]
+__all__ = [
+    "register_envs",
+    "make_sqair_env",
+    "make_sqair_vector_env",
+    "make_moving_mnist_env",
+    "load_default_model",
+    "ENV_IDS",
+]

@@ -1,30 +1,38 @@
 """Builders of SQAIR-wrapped environments and the shipped checkpoints."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 DEFAULT_CHECKPOINTS = {"Pacman": "pacman.pt", "MsPacman": "mspacman.pt", "MovingMNIST": "moving_mnist.pt"}
-PRETRAIN_HINT = {"Pacman": "python -m sqair_world.pretrain atari --env ALE/Pacman-v5 --output sqair_world/checkpoints/pacman.pt",
-                 "MsPacman": "python -m sqair_world.pretrain atari --env ALE/MsPacman-v5 --output sqair_world/checkpoints/mspacman.pt",
-                 "MovingMNIST": "python -m sqair_world.pretrain --output sqair_world/checkpoints/moving_mnist.pt"}
+PRETRAIN_HINT = {
+    "Pacman": "python -m sqair_world.pretrain atari --env ALE/Pacman-v5 --output sqair_world/checkpoints/pacman.pt",
+    "MsPacman": "python -m sqair_world.pretrain atari --env ALE/MsPacman-v5 --output sqair_world/checkpoints/mspacman.pt",
+    "MovingMNIST": "python -m sqair_world.pretrain --output sqair_world/checkpoints/moving_mnist.pt",
+}
 
 
 def load_default_model(game: str, checkpoint: str | Path | None = None, device: str = "cpu"):
     """The model for ``game`` from ``checkpoint`` (default: the one shipped in the package)."""
-    from sqair_world.checkpoint import load_model
+    from sqair_world.training.checkpoints import load_model
 
     if checkpoint is None:
         if game not in DEFAULT_CHECKPOINTS:
-            raise ValueError(f"no shipped checkpoint for {game!r}; pass checkpoint=PATH (trained with "
-                             "`python -m sqair_world.pretrain atari --env ALE/<Game>-v5 --output PATH`)")
+            raise ValueError(
+                f"no shipped checkpoint for {game!r}; pass checkpoint=PATH (trained with "
+                "`python -m sqair_world.pretrain atari --env ALE/<Game>-v5 --output PATH`)"
+            )
         checkpoint = CHECKPOINT_DIR / DEFAULT_CHECKPOINTS[game]
         if not checkpoint.is_file():
-            raise FileNotFoundError(f"the shipped checkpoint {checkpoint} is missing; reinstall sqair-world or train it with "
-                                    f"`{PRETRAIN_HINT[game]}`")
+            raise FileNotFoundError(
+                f"the shipped checkpoint {checkpoint} is missing; reinstall sqair-world or train it with "
+                f"`{PRETRAIN_HINT[game]}`"
+            )
     return load_model(checkpoint, map_location=device)
 
 
@@ -34,9 +42,19 @@ def make_moving_mnist_env(seq_len: int = 20, max_digits: int = 2, split: str = "
     return MovingMNISTEnv(seq_len=seq_len, max_digits=max_digits, split=split)
 
 
-def make_sqair_env(game: str = "Pacman", checkpoint: str | Path | None = None, device: str = "auto",
-                   num_slots: int | None = None, frameskip: int = 4, include_frame: bool = False, imagine_horizon: int = 0,
-                   seq_len: int = 20, threads: int | None = 1, compile: bool = False, **ale_kwargs: Any) -> gym.Env:
+def make_sqair_env(
+    game: str = "Pacman",
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    num_slots: int | None = None,
+    frameskip: int = 4,
+    include_frame: bool = False,
+    imagine_horizon: int = 0,
+    seq_len: int = 20,
+    threads: int | None = 1,
+    compile: bool = False,
+    **ale_kwargs: Any,
+) -> gym.Env:
     """A SQAIR-wrapped env: ``game`` is "MovingMNIST", "Pacman", "MsPacman" or an ALE id such as "ALE/Pacman-v5".
 
     ``frameskip`` is the number of raw frames pooled per step (each action repeated); ``ale_kwargs`` go to
@@ -44,37 +62,58 @@ def make_sqair_env(game: str = "Pacman", checkpoint: str | Path | None = None, d
     intra-op CPU threads for the model call (1 is fastest for one env; None leaves torch's setting). ``compile``:
     ``torch.compile`` the model's step (2-3x faster steps after 1-4 min of compilation at the first steps on 2 CPU cores).
     """
-    from sqair_world.wrappers.slots import SQAIRObservation
+    from sqair_world.envs.slots import SQAIRObservation
 
     make_base, model = _base_and_model(game, checkpoint, frameskip, seq_len, ale_kwargs)
-    return SQAIRObservation(make_base(), model, device=device, num_slots=num_slots, include_frame=include_frame,
-                            imagine_horizon=imagine_horizon, threads=threads, compile=compile)
+    return SQAIRObservation(
+        make_base(),
+        model,
+        device=device,
+        num_slots=num_slots,
+        include_frame=include_frame,
+        imagine_horizon=imagine_horizon,
+        threads=threads,
+        compile=compile,
+    )
 
 
-def make_sqair_vector_env(num_envs: int, game: str = "Pacman", checkpoint: str | Path | None = None, device: str = "auto",
-                          num_slots: int | None = None, frameskip: int = 4, include_frame: bool = False, seq_len: int = 20,
-                          threads: int | None = 1, compile: bool = False, max_episode_steps: int | None = None,
-                          autoreset_mode: str = "NextStep", **ale_kwargs: Any) -> gym.vector.VectorEnv:
+def make_sqair_vector_env(
+    num_envs: int,
+    game: str = "Pacman",
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    num_slots: int | None = None,
+    frameskip: int = 4,
+    include_frame: bool = False,
+    seq_len: int = 20,
+    threads: int | None = 1,
+    compile: bool = False,
+    max_episode_steps: int | None = None,
+    autoreset_mode: str = "NextStep",
+    **ale_kwargs: Any,
+) -> gym.vector.VectorEnv:
     """``num_envs`` base envs in a ``SyncVectorEnv`` with one batched SQAIR call per step (the vector entry point
     of the registered ids: ``gym.make_vec("SQAIR-Wrapped/Pacman", num_envs=16)``)."""
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    from sqair_world.wrappers.vector import SQAIRVectorObservation
+    from sqair_world.envs.vector import SQAIRVectorObservation
 
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     make_base, model = _base_and_model(game, checkpoint, frameskip, seq_len, ale_kwargs)
     if max_episode_steps is not None:
-        make_one = lambda: gym.wrappers.TimeLimit(make_base(), max_episode_steps)  # noqa: E731
+        make_one = lambda: gym.wrappers.TimeLimit(make_base(), max_episode_steps)
     else:
         make_one = make_base
     venv = SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode(autoreset_mode))
-    return SQAIRVectorObservation(venv, model, device=device, num_slots=num_slots, include_frame=include_frame,
-                                  threads=threads, compile=compile)
+    return SQAIRVectorObservation(
+        venv, model, device=device, num_slots=num_slots, include_frame=include_frame, threads=threads, compile=compile
+    )
 
 
-def _base_and_model(game: str, checkpoint: str | Path | None, frameskip: int, seq_len: int,
-                    ale_kwargs: dict[str, Any]) -> tuple[Callable[[], gym.Env], Any]:
+def _base_and_model(
+    game: str, checkpoint: str | Path | None, frameskip: int, seq_len: int, ale_kwargs: dict[str, Any]
+) -> tuple[Callable[[], gym.Env], Any]:
     """A builder of the base env for ``game`` and its checkpoint's model (checked against the game)."""
     if game == "MovingMNIST":
         if ale_kwargs:
@@ -84,7 +123,7 @@ def _base_and_model(game: str, checkpoint: str | Path | None, frameskip: int, se
         def make_base() -> gym.Env:
             return make_moving_mnist_env(seq_len=seq_len)
     else:
-        from sqair_world.wrappers.atari import game_from_env_id, make_maze_env
+        from sqair_world.envs.atari import game_from_env_id, make_maze_env
 
         env_id = game if "/" in game else f"ALE/{game}-v5"
         spec = game_from_env_id(env_id)  # unknown games raise here
@@ -92,8 +131,11 @@ def _base_and_model(game: str, checkpoint: str | Path | None, frameskip: int, se
 
         def make_base() -> gym.Env:
             return make_maze_env(env_id, repeat=frameskip, **ale_kwargs)
+
     model = load_default_model(name, checkpoint)
     trained_on = getattr(model, "checkpoint_extra", {}).get("env_id")
     if trained_on and game != "MovingMNIST" and trained_on.split("/")[-1].split("-")[0] != name:
-        raise ValueError(f"checkpoint {checkpoint} was trained on {trained_on}, not {name}; pass a checkpoint for {name}")
+        raise ValueError(
+            f"checkpoint {checkpoint} was trained on {trained_on}, not {name}; pass a checkpoint for {name}"
+        )
     return make_base, model

@@ -1,4 +1,5 @@
 """A moving-MNIST environment with known tracks (tests, demos): one sequence per episode, no actions."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,7 +27,9 @@ class MovingMNISTEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, seq_len: int = 20, max_digits: int = 2, split: str = "eval", render_mode: str | None = None) -> None:
+    def __init__(
+        self, seq_len: int = 20, max_digits: int = 2, split: str = "eval", render_mode: str | None = None
+    ) -> None:
         self.cfg = MovingMNISTConfig(seq_len=seq_len, max_digits=max_digits)
         if split not in ("train", "eval"):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
@@ -41,9 +44,13 @@ class MovingMNISTEnv(gym.Env):
     def _info(self) -> dict[str, Any]:
         s, t = self._seq, self._t
         vis = s.visible_frac[t, 0] > 0
-        return {"boxes": s.visible_boxes[t, 0][:, [1, 0, 3, 2]].copy(), "track_ids": np.where(vis, s.track_ids[0], -1),
-                "labels": s.labels[0].copy(), "visible_frac": s.visible_frac[t, 0].copy(),
-                "num_digits": int(s.num_digits[0])}
+        return {
+            "boxes": s.visible_boxes[t, 0][:, [1, 0, 3, 2]].copy(),
+            "track_ids": np.where(vis, s.track_ids[0], -1),
+            "labels": s.labels[0].copy(),
+            "visible_frac": s.visible_frac[t, 0].copy(),
+            "num_digits": int(s.num_digits[0]),
+        }
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

@@ -1,0 +1,386 @@
+"""Object slots from SQAIR, online: one env (``SQAIRObservation``) and batched vector envs.
+
+Observation (a ``Dict`` space, N slots, D = size of z_what):
+
+- ``pres``  float32 ``[N]``: 1 for a present object, 0 for an empty slot (present slots come first);
+- ``where`` float32 ``[N, 4]``: (x_centre, y_centre, width, height) of the object's box as fractions of the
+  image width and height, in [0, 1] (x to the right, y down); zeros for empty slots;
+- ``what``  float32 ``[N, D]``: the appearance code; zeros for empty slots;
+- ``id``    int64 ``[N]``: track identity, stable while the object is tracked; -1 for empty slots;
+- ``frame`` uint8 ``[H, W, C]`` (optional): the frame the model saw;
+- ``imagined`` float32 ``[H_im, N, 5]`` (optional): mean over samples of (pres, where) imagined H_im steps ahead.
+
+``info["sqair_bound"]`` is the model's per-step evidence bound log p(x_t|z_t) + log p(z_t|z_{t-1}) - log q
+(nats): a drop means the model stopped explaining the frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from sqair_world.model.spatial import pixel_boxes, where_to_box
+from sqair_world.model.types import Slots, StepOutput, TrackState
+from sqair_world.speed import accelerate
+
+ID_HIGH = 2**31 - 1
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextmanager
+def inference(n_threads: int | None, device: torch.device) -> Iterator[None]:
+    """``torch.inference_mode`` (about 10% faster per step than ``no_grad`` here; the tracker state never
+    needs autograd) with :func:`intra_op_threads`."""
+    with torch.inference_mode(), intra_op_threads(n_threads, device):
+        yield
+
+
+@contextmanager
+def intra_op_threads(n: int | None, device: torch.device) -> Iterator[None]:
+    """Run the enclosed torch calls with ``n`` intra-op CPU threads (None: leave torch's setting).
+
+    Why: one online step is hundreds of tiny ops on 1-16 rows, which gain nothing from OpenMP, while
+    each parallel op pays a thread hand-off; on a busy 2-core machine that hand-off took milliseconds
+    (``F.logsigmoid`` on a [1, 3] tensor: 3.5 ms with 2 threads, 1 us with 1), so a wrapped MovingMNIST
+    step ran at 40 steps/s with 2 threads against 265 with 1.
+    """
+    if n is None or device.type != "cpu" or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def slot_space(
+    model, num_slots: int, include_frame: bool, frame_space: gym.spaces.Box | None, imagine_horizon: int = 0
+) -> gym.spaces.Dict:
+    """The ``Dict`` observation space described in the module docstring."""
+    n, d = num_slots, model.cfg.n_what
+    spaces = {
+        "pres": gym.spaces.Box(0.0, 1.0, (n,), np.float32),
+        "where": gym.spaces.Box(0.0, 1.0, (n, 4), np.float32),
+        "what": gym.spaces.Box(-np.inf, np.inf, (n, d), np.float32),
+        "id": gym.spaces.Box(-1, ID_HIGH, (n,), np.int64),
+    }
+    if include_frame:
+        spaces["frame"] = frame_space
+    if imagine_horizon > 0:
+        spaces["imagined"] = gym.spaces.Box(0.0, 1.0, (imagine_horizon, n, 5), np.float32)
+    return gym.spaces.Dict(spaces)
+
+
+def frames_to_input(frames: np.ndarray, image_shape: tuple[int, int, int], device: torch.device) -> Tensor:
+    """Env frames ``[E, H, W, C]`` (uint8, or floats in [0, 1]) -> model input ``[E, C, H, W]`` floats in [0, 1]."""
+    x = torch.as_tensor(np.asarray(frames), device=device)
+    if x.dim() == 3:  # [E, H, W] grey
+        x = x.unsqueeze(-1)
+    if x.dim() != 4 or tuple(x.shape[1:]) != (image_shape[1], image_shape[2], image_shape[0]):
+        raise ValueError(
+            f"the checkpoint reads frames of shape (H, W, C) = {(image_shape[1], image_shape[2], image_shape[0])}, "
+            f"the env gives {tuple(x.shape[1:])}; use an env with matching preprocessing or another checkpoint"
+        )
+    x = x.permute(0, 3, 1, 2)
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def state_rows(state: TrackState, idx: Tensor) -> TrackState:
+    """Rows ``idx`` of a state."""
+    return TrackState(Slots(*(a[idx] for a in state.z)), *(a[idx] for a in state[1:]))
+
+
+def set_state_rows(state: TrackState, idx: Tensor, part: TrackState) -> TrackState:
+    """A copy of ``state`` with rows ``idx`` replaced by ``part``."""
+
+    def put(a, b):
+        a = a.clone()
+        a[idx] = b
+        return a
+
+    return TrackState(
+        Slots(*(put(a, b) for a, b in zip(state.z, part.z))), *(put(a, b) for a, b in zip(state[1:], part[1:]))
+    )
+
+
+class SlotEncoder:
+    """Runs ``model.online_step`` on batches of env frames and keeps one tracker state per env row.
+
+    Shared by the single-env and vector wrappers so that both give the same slots.
+    """
+
+    def __init__(
+        self,
+        model,
+        num_envs: int,
+        num_slots: int | None = None,
+        device: str | torch.device = "auto",
+        sample: bool = False,
+        imagine_horizon: int = 0,
+        imagine_samples: int = 4,
+        threads: int | None = 1,
+        compile: bool = False,
+    ) -> None:
+        self.device = resolve_device(device)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None (leave torch's setting), got {threads}")
+        self.threads = threads
+        self.model = model.to(self.device).eval()
+        if compile:  # 2-3x faster steps after minutes of compilation at the first steps (docs/gym.md, Speed)
+            accelerate(self.model, dynamic=None, cpp_wrapper=self.device.type == "cpu")
+        # A single env's compiled step always sees the same shapes, so once its tracking graph exists the ~1,000
+        # dynamo guards (module attributes, every tensor's shape and dtype; 0.1 ms hot, more between emulator
+        # frames) are not evaluated, only those that tell the first-frame and tracking graphs apart
+        # (torch.compiler.set_stance skip_guard_eval_unsafe): encoding a Pac-Man frame took 16% less time.
+        # Not for vector envs, whose row subsets change the shapes. Do not move the model while the env runs.
+        self._skip_guards = compile and num_envs == 1
+        self._guards_checked = False  # whether a tracking step has run with its guards evaluated
+        self.num_envs = num_envs
+        self.num_slots = num_slots or model.cfg.max_objects
+        if self.num_slots < 1:
+            raise ValueError(f"num_slots must be >= 1, got {self.num_slots}")
+        self.sample = sample
+        self.imagine_horizon, self.imagine_samples = imagine_horizon, imagine_samples
+        self.state: TrackState
+        self.reset()
+        self.last: StepOutput | None = None
+        self.rng = np.random.default_rng()
+
+    def seed(self, seed: int | None) -> None:
+        """Seed the imagination noise (so seeded resets give identical observations)."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def _imagine(self, state: TrackState, horizon: int, num_samples: int, render: bool):
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(self.rng.integers(2**63 - 1)))
+            return self.model.imagine(state, horizon, num_samples, render)
+
+    def reset_rows(self, done: np.ndarray) -> None:
+        done_t = torch.as_tensor(np.asarray(done, bool), device=self.device)
+        if bool(done_t.any()):
+            with inference(self.threads, self.device):
+                self.state = self.model.reset_rows(self.state, done_t)
+
+    def reset(self) -> None:
+        with inference(self.threads, self.device):
+            self.state = self.model.initial_state(self.num_envs, self.device)
+
+    def encode(self, frames: np.ndarray, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Track one frame per row (``rows`` a subset of the envs, default all) -> batched observation dict."""
+        with inference(self.threads, self.device):
+            return self._encode(frames, rows)
+
+    def _encode(self, frames: np.ndarray, rows: np.ndarray | None) -> dict[str, np.ndarray]:
+        x = frames_to_input(frames, tuple(self.model.cfg.image_shape), self.device)
+        if rows is None:
+            out = self._online_step(x)
+            self.state = out.state
+        else:
+            idx = torch.as_tensor(rows, device=self.device, dtype=torch.long)
+            out = self.model.online_step(state_rows(self.state, idx), x, sample=self.sample)
+            self.state = set_state_rows(self.state, idx, out.state)
+        self.last = out
+        obs = self.slots_to_numpy(out.state.z)
+        obs["bound"] = (out.log_lik + out.log_p - out.log_q).cpu().numpy()
+        if self.imagine_horizon > 0:
+            im = self._imagine(out.state, self.imagine_horizon, self.imagine_samples, False)
+            summary = torch.cat([im.z.pres.unsqueeze(-1), where_to_box(im.z.where)], -1).mean(2)  # [H, E, N, 5]
+            obs["imagined"] = self._fit_slots(summary.permute(1, 0, 2, 3), axis=2).cpu().numpy().astype(np.float32)
+        return obs
+
+    def _online_step(self, x: Tensor) -> StepOutput:
+        """``model.online_step`` on all rows; see ``__init__`` for when dynamo's guards are skipped."""
+        if self._guards_checked:
+            try:
+                with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
+                    return self.model.online_step(self.state, x, sample=self.sample)
+            except RuntimeError as err:  # an input no compiled graph fits: dynamo refuses before running anything
+                if "skip_guard_eval_unsafe" not in str(err):
+                    raise
+                self._skip_guards = self._guards_checked = False  # evaluate the guards (and recompile) from now on
+        tracking = self._skip_guards and bool((self.state.t > 0).all())
+        out = self.model.online_step(self.state, x, sample=self.sample)
+        self._guards_checked = tracking  # the tracking graph was compiled, or found by its guards, just now
+        return out
+
+    def _fit_slots(self, a: Tensor, axis: int, fill: float = 0.0) -> Tensor:
+        """Truncate or pad the slot axis to ``num_slots``."""
+        n = a.shape[axis]
+        if n >= self.num_slots:
+            return a.narrow(axis, 0, self.num_slots)
+        pad_shape = list(a.shape)
+        pad_shape[axis] = self.num_slots - n
+        return torch.cat([a, a.new_full(pad_shape, fill)], axis)
+
+    def slots_to_numpy(self, z: Slots) -> dict[str, np.ndarray]:
+        """Slots ``[E, N, ...]`` -> the observation arrays (see module docstring)."""
+        present = z.pres.unsqueeze(-1)
+        # one float array for pres, where and what (one device-to-host copy; tiny per-op costs dominate a step)
+        packed = torch.cat([present, where_to_box(z.where).clamp(0, 1) * present, z.what * present], -1)
+        packed = self._fit_slots(packed, 1).cpu().numpy()  # [E, N, 1 + 4 + D]
+        part = lambda lo, hi: np.ascontiguousarray(packed[..., lo:hi], dtype=np.float32)
+        return {
+            "pres": part(0, 1)[..., 0],
+            "where": part(1, 5),
+            "what": part(5, None),
+            "id": self._fit_slots(torch.where(z.pres > 0, z.id, -1), 1, -1).cpu().numpy().astype(np.int64),
+        }
+
+    def imagine(
+        self, horizon: int, num_samples: int = 1, render: bool = False, rows: Tensor | None = None
+    ) -> dict[str, np.ndarray]:
+        """Predicted slots ``[E, H, S, N, ...]`` (and frames ``[E, H, S, H_img, W_img, C]`` uint8) from the current state."""
+        if horizon < 1 or num_samples < 1:
+            raise ValueError(f"horizon and num_samples must be >= 1, got {horizon} and {num_samples}")
+        with inference(self.threads, self.device):
+            return self._imagine_numpy(horizon, num_samples, render, rows)
+
+    def _imagine_numpy(
+        self, horizon: int, num_samples: int, render: bool, rows: Tensor | None
+    ) -> dict[str, np.ndarray]:
+        state = self.state if rows is None else state_rows(self.state, rows)
+        im = self._imagine(state, horizon, num_samples, render)
+        z = Slots(*(a.transpose(0, 1) for a in im.z))  # [E, H, S, N, ...]
+        flat = Slots(*(a.reshape(-1, *a.shape[3:]) for a in z))
+        arrays = self.slots_to_numpy(flat)
+        lead = z.pres.shape[:3]
+        out = {k: v.reshape(*lead, *v.shape[1:]) for k, v in arrays.items()}
+        if render:
+            frames = im.frames.transpose(0, 1).clamp(0, 1).mul(255).round().to(torch.uint8)  # [E, H, S, C, h, w]
+            out["frames"] = frames.permute(0, 1, 2, 4, 5, 3).cpu().numpy()
+        return out
+
+
+def _take(obs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    return {k: v[i] for k, v in obs.items() if k != "bound"}
+
+
+class SQAIRObservation(gym.Wrapper):
+    """Replace each frame by SQAIR's tracked object slots (see the module docstring for the space).
+
+    The tracker state persists across steps and is cleared on ``reset()``. ``imagine()`` rolls the learned
+    priors forward from the current state without touching the env.
+
+    Example:
+        >>> import gymnasium as gym, sqair_world
+        >>> env = gym.make("SQAIR-Wrapped/MovingMNIST")
+        >>> sorted(env.observation_space.spaces)
+        ['id', 'pres', 'what', 'where']
+        >>> env.observation_space["where"].shape
+        (3, 4)
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+
+    def __init__(
+        self,
+        env: gym.Env,
+        model,
+        device: str | torch.device = "auto",
+        num_slots: int | None = None,
+        include_frame: bool = False,
+        imagine_horizon: int = 0,
+        imagine_samples: int = 4,
+        sample: bool = False,
+        threads: int | None = 1,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        C, H, W = model.cfg.image_shape
+        if not isinstance(space, gym.spaces.Box) or tuple(
+            space.shape[-3:] if len(space.shape) == 3 else space.shape + (1,)
+        ) != (H, W, C):
+            raise ValueError(
+                f"the checkpoint reads frames of shape (H, W, C) = {(H, W, C)}, but the env's observation "
+                f"space is {space}; use matching preprocessing or another checkpoint"
+            )
+        self.encoder = SlotEncoder(
+            model, 1, num_slots, device, sample, imagine_horizon, imagine_samples, threads, compile
+        )
+        self.include_frame = include_frame
+        self.observation_space = slot_space(model, self.encoder.num_slots, include_frame, space, imagine_horizon)
+        self._frame: np.ndarray | None = None
+
+    @property
+    def model(self):
+        return self.encoder.model
+
+    @property
+    def render_mode(self) -> str:
+        return "rgb_array"
+
+    def _observe(self, frame: np.ndarray, info: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        self._frame = frame
+        obs = self.encoder.encode(frame[None])
+        info = dict(info, sqair_bound=float(obs["bound"][0]))
+        out = _take(obs, 0)
+        if self.include_frame:
+            out["frame"] = frame
+        return out, info
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        frame, info = self.env.reset(seed=seed, options=options)
+        self.encoder.reset()
+        self.encoder.seed(seed)
+        return self._observe(frame, info)
+
+    def step(self, action):
+        frame, reward, terminated, truncated, info = self.env.step(action)
+        obs, info = self._observe(frame, info)
+        return obs, reward, terminated, truncated, info
+
+    def imagine(self, horizon: int, num_samples: int = 1, render: bool = False) -> dict[str, np.ndarray]:
+        """Predicted slots ``[H, S, N, ...]`` (and ``frames`` ``[H, S, H_img, W_img, C]`` uint8) from the current state."""
+        return {k: v[0] for k, v in self.encoder.imagine(horizon, num_samples, render).items()}
+
+    def render(self, scale: int = 4) -> np.ndarray | None:
+        """The last frame with the tracked boxes, coloured by identity (RGB uint8)."""
+        if self._frame is None:
+            return None
+        from sqair_world.evaluation.draw import draw_frame
+
+        z = self.encoder.state.z
+        H, W = self._frame.shape[:2]
+        boxes = pixel_boxes(z.where[0], (H, W)).cpu().numpy()
+        ids = torch.where(z.pres[0] > 0, z.id[0], -1).cpu().numpy()
+        frame = self._frame if self._frame.dtype == np.uint8 else (np.clip(self._frame, 0, 1) * 255).astype(np.uint8)
+        return draw_frame(frame, boxes, ids, scale)
+
+
+def record_episode_gif(
+    env: gym.Env, path, max_steps: int = 300, seed: int | None = None, policy=None, fps: float = 15, scale: int = 4
+) -> int:
+    """Play one episode (random actions unless ``policy(obs) -> action``) and write ``render()`` frames as a GIF."""
+    from sqair_world.evaluation.draw import save_gif
+
+    obs, _ = env.reset(seed=seed)
+    frames = [env.render(scale=scale) if _takes_scale(env) else env.render()]
+    steps = 0
+    for steps in range(1, max_steps + 1):
+        action = policy(obs) if policy is not None else env.action_space.sample()
+        obs, _, term, trunc, _ = env.step(action)
+        frames.append(env.render(scale=scale) if _takes_scale(env) else env.render())
+        if term or trunc:
+            break
+    save_gif(path, frames, fps)
+    return steps
+
+
+def _takes_scale(env) -> bool:
+    return isinstance(env, SQAIRObservation)

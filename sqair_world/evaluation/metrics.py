@@ -1,0 +1,166 @@
+"""The paper's metrics (Table 1) and tracking metrics, on plain tensors so each can be tested by hand.
+
+Axes: T time, B sequences, K particles, N inferred slots, M ground-truth objects, F feature size.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+def count_accuracy(count: Tensor, weights: Tensor, truth: Tensor) -> Tensor:
+    """Per sequence: 1[inferred count == true count], importance-weighted over K, averaged over T (reference §5).
+
+    :param count: ``[T, B, K]`` present objects per frame; ``weights``: ``[B, K]`` normalised importance weights
+    :param truth: ``[B]`` (the authors' convention: every digit of the sequence) or ``[T, B]`` (visible digits only)
+    :return: ``[B]``
+    """
+    truth = truth.to(count.device)
+    if truth.dim() == 1:
+        truth = truth.unsqueeze(0)
+    hit = (count == truth.unsqueeze(-1)).to(weights.dtype)  # [T, B, K]
+    return (hit * weights.unsqueeze(0)).sum(-1).mean(0)
+
+
+def iou_distance(gt: np.ndarray, pred: np.ndarray, max_iou_distance: float = 0.5) -> np.ndarray:
+    """1 - IoU between boxes ``[M, 4]`` and ``[N, 4]`` (x, y, w, h); NaN (no match allowed) above the threshold."""
+    if len(gt) == 0 or len(pred) == 0:
+        return np.empty((len(gt), len(pred)))
+    g, p = gt[:, None], pred[None]
+    iw = np.clip(np.minimum(g[..., 0] + g[..., 2], p[..., 0] + p[..., 2]) - np.maximum(g[..., 0], p[..., 0]), 0, None)
+    ih = np.clip(np.minimum(g[..., 1] + g[..., 3], p[..., 1] + p[..., 3]) - np.maximum(g[..., 1], p[..., 1]), 0, None)
+    inter = iw * ih
+    union = g[..., 2] * g[..., 3] + p[..., 2] * p[..., 3] - inter
+    d = 1 - inter / np.maximum(union, 1e-9)
+    return np.where(d > max_iou_distance, np.nan, d)
+
+
+def centre_distance(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """How far each ground-truth box centre lies from each predicted box centre, in units of the predicted box's
+    half-size (Chebyshev), ``[M, 4]`` x ``[N, 4]`` (x, y, w, h) -> ``[M, N]``; NaN (no match allowed) when the
+    centre is outside the predicted box.
+
+    SQAIR's boxes are glimpse extents, not tight boxes (the decoded glimpse has margins), so besides IoU we
+    match an object to a glimpse that contains its centre.
+    """
+    if len(gt) == 0 or len(pred) == 0:
+        return np.empty((len(gt), len(pred)))
+    gc = gt[:, None, :2] + gt[:, None, 2:] / 2
+    pc = pred[None, :, :2] + pred[None, :, 2:] / 2
+    d = (np.abs(gc - pc) / np.maximum(pred[None, :, 2:] / 2, 1e-9)).max(-1)
+    return np.where(d <= 1, d, np.nan)
+
+
+class TrackingScores(NamedTuple):
+    mota: float
+    motp: float  #: mean IoU distance (1 - IoU) of matches, motmetrics' convention (lower is better)
+    idf1: float
+    num_switches: int
+
+
+def tracking_scores(
+    gt_boxes: np.ndarray,
+    gt_ids: np.ndarray,
+    pred_boxes: np.ndarray,
+    pred_ids: np.ndarray,
+    max_iou_distance: float = 0.5,
+    match: str = "iou",
+) -> TrackingScores:
+    """MOTA, MOTP and IDF1 over all sequences with ``motmetrics`` (one accumulator per sequence, merged).
+
+    Boxes ``[T, B, M|N, 4]`` (x, y, w, h) in pixels; ids ``[T, B, M|N]`` with ``-1`` for objects that are not
+    there (absent slots, or ground-truth digits that are not visible). ``match``: "iou" (1 - IoU <=
+    ``max_iou_distance``) or "centre" (:func:`centre_distance`; MOTP is then the mean normalised centre distance).
+    """
+    if match not in ("iou", "centre"):
+        raise ValueError(f"match must be 'iou' or 'centre', got {match!r}")
+    import motmetrics as mm
+
+    T, B = gt_ids.shape[:2]
+    accs, names = [], []
+    for b in range(B):
+        acc = mm.MOTAccumulator(auto_id=True)
+        for t in range(T):
+            g, p = gt_ids[t, b] >= 0, pred_ids[t, b] >= 0
+            acc.update(
+                gt_ids[t, b][g].tolist(),
+                pred_ids[t, b][p].tolist(),
+                iou_distance(gt_boxes[t, b][g], pred_boxes[t, b][p], max_iou_distance)
+                if match == "iou"
+                else centre_distance(gt_boxes[t, b][g], pred_boxes[t, b][p]),
+            )
+        accs.append(acc)
+        names.append(str(b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas deprecation noise inside motmetrics
+        summary = mm.metrics.create().compute_many(
+            accs, names=names, metrics=["mota", "motp", "idf1", "num_switches"], generate_overall=True
+        )
+    row = summary.loc["OVERALL"]
+    # MOTP over all matches ourselves: motmetrics' OVERALL MOTP is NaN as soon as one sequence has no match
+    # (e.g. a sequence without digits); with no match at all it is 1 (the worst distance).
+    dists = np.concatenate([a.mot_events.loc[a.mot_events["Type"] == "MATCH", "D"].to_numpy(float) for a in accs])
+    motp = float(dists.mean()) if len(dists) else 1.0
+    return TrackingScores(float(row["mota"]), motp, float(row["idf1"]), int(row["num_switches"]))
+
+
+class SetClassifier(nn.Module):
+    """Permutation-invariant classifier over a masked set (Deep Sets): rho(sum_n mask_n phi(x_n)).
+
+    Used for the addition task: the set of present objects' (what, where) in a frame -> the digit sum (19 classes).
+    """
+
+    def __init__(self, n_features: int, n_classes: int = 19, hidden: int = 128) -> None:
+        super().__init__()
+        self.phi = nn.Sequential(nn.Linear(n_features, hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU())
+        self.rho = nn.Sequential(nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, n_classes))
+
+    def forward(self, feats: Tensor, mask: Tensor) -> Tensor:
+        """``feats [..., N, F]``, ``mask [..., N]`` -> logits ``[..., n_classes]``."""
+        return self.rho((self.phi(feats) * mask.unsqueeze(-1)).sum(-2))
+
+
+def addition_accuracy(
+    train_feats: Tensor,
+    train_mask: Tensor,
+    train_sum: Tensor,
+    test_feats: Tensor,
+    test_mask: Tensor,
+    test_sum: Tensor,
+    epochs: int = 30,
+    seed: int = 0,
+    lr: float = 1e-3,
+) -> float:
+    """Train a :class:`SetClassifier` on frozen per-frame representations, return its per-frame test accuracy.
+
+    :param train_feats: ``[S, T, N, F]``; ``train_mask`` ``[S, T, N]``; ``train_sum`` ``[S]`` (each frame's target is
+        its sequence's digit sum, off-screen digits included, as in the authors' counting convention)
+    """
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    F_ = train_feats.shape[-1]
+    mu = (train_feats * train_mask.unsqueeze(-1)).sum((0, 1, 2)) / train_mask.sum().clamp_min(1)
+    sd = ((train_feats - mu).pow(2) * train_mask.unsqueeze(-1)).sum((0, 1, 2)).div(
+        train_mask.sum().clamp_min(1)
+    ).sqrt() + 1e-3
+    norm = lambda f: (f - mu) / sd
+    x, m = norm(train_feats).flatten(0, 1), train_mask.flatten(0, 1)
+    y = train_sum.view(-1, 1).expand(train_feats.shape[:2]).flatten()
+    clf = SetClassifier(F_)
+    opt = torch.optim.Adam(clf.parameters(), lr)
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 256):
+            j = perm[i : i + 256]
+            loss = nn.functional.cross_entropy(clf(x[j], m[j]), y[j])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        pred = clf(norm(test_feats), test_mask).argmax(-1)  # [S, T]
+    return (pred == test_sum.view(-1, 1)).float().mean().item()

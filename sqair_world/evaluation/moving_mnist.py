@@ -1,0 +1,309 @@
+"""Evaluate a checkpoint on held-out moving-MNIST sequences: the paper's Table 1, tracking scores, figures.
+
+    python -m sqair_world.evaluate runs/mnist-mlp-sqair/last.pt [--num-sequences 1000] [--particles 1000]
+
+Estimators (reference §5):
+
+- log p(x_{1:T}): the IWAE bound with K particles (1000 by default), computed in particle chunks
+  (log-weights of all chunks are combined by logsumexp, so the result equals one K-particle pass);
+- reconstruction log p(x|z) and KL(q||p) per sequence: importance-weighted averages over the same K
+  particles of sum_t log p(x_t|z_t) and sum_t (log q - log p), so rec - KL is close to the bound
+  (the authors' logged quantities, multiplied by T to be per sequence as in Table 1);
+- counting accuracy per frame, importance-weighted over particles, averaged over frames and sequences,
+  against every digit of the sequence (the authors' convention, §8.6) and against visible digits only;
+- addition accuracy: a Deep Sets classifier on the frozen model's per-frame object set (what, where of
+  present objects; one 165-d "slot" for VRNN) with posterior means (one particle), trained on
+  training-sequence representations and scored per frame on the evaluation sequences;
+- MOTA, MOTP (mean 1 - IoU of matches) and IDF1 with motmetrics: the posterior-mean tracker's boxes and
+  identities against the ground-truth boxes of digits at least 25% visible (IoU >= 0.5 to match), and
+  again matching a digit to a glimpse that contains its centre (SQAIR's glimpses are not tight boxes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sqair_world.evaluation.metrics import addition_accuracy, count_accuracy, tracking_scores
+from sqair_world.model.spatial import pixel_boxes
+from sqair_world.speed import flush_denormals
+from sqair_world.training.checkpoints import CheckpointError, load_model
+
+PAPER_TABLE1 = {  # reference §9
+    "conv-sqair": (6784.8, 6923.8, 134.6, 0.9974, 0.9990),
+    "mlp-sqair": (6617.6, 6786.5, 164.5, 0.9986, 0.9998),
+    "mlp-air": (6443.6, 6830.6, 352.6, 0.9058, 0.8644),
+    "conv-vrnn": (6561.9, 6737.8, 270.2, None, 0.8536),
+    "mlp-vrnn": (5959.3, 6108.7, 218.3, None, 0.8059),
+}
+
+
+@torch.no_grad()
+def bound_rec_kl_counts(
+    model, x: Tensor, particles: int, chunk: int, truth_all: Tensor, truth_vis: Tensor
+) -> dict[str, Tensor]:
+    """Per sequence ``[B]``: IWAE with ``particles`` in chunks, importance-weighted rec/KL and counting accuracies."""
+    lse, rec, kl, acc_all, acc_vis = [], [], [], [], []
+    for k0 in range(0, particles, chunk):
+        out = model(x, k=min(chunk, particles - k0))
+        lw = out.log_weights  # [B, k]
+        lse.append(torch.logsumexp(lw, -1))
+        rec.append(out.rec)
+        kl.append(out.kl)
+        if out.count is not None:
+            acc_all.append(count_accuracy(out.count, out.weights, truth_all))
+            acc_vis.append(count_accuracy(out.count, out.weights, truth_vis))
+    lse_c = torch.stack(lse, -1)  # [B, chunks]; chunk weights = their share of the total weight
+    w = lse_c.softmax(-1)
+    res = {
+        "log_px": torch.logsumexp(lse_c, -1) - math.log(particles),
+        "rec": (w * torch.stack(rec, -1)).sum(-1),
+        "kl": (w * torch.stack(kl, -1)).sum(-1),
+    }
+    if acc_all:
+        res["count_acc"] = (w * torch.stack(acc_all, -1)).sum(-1)
+        res["count_acc_visible"] = (w * torch.stack(acc_vis, -1)).sum(-1)
+    return res
+
+
+def ground_truth_tracks(data, visible_threshold: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's tracks as MOT ground truth: boxes ``[T, S, M, 4]`` (x_min, y_min, w, h) px of the visible
+    part of each digit, and ids ``[T, S, M]`` (-1 where a digit is absent or less than ``visible_threshold`` visible:
+    a digit mostly off-screen cannot be expected to be tracked)."""
+    vis = data.present[None] & (data.visible_frac >= visible_threshold)
+    return data.visible_boxes[..., [1, 0, 3, 2]], np.where(vis, data.track_ids[None], -1)
+
+
+@torch.no_grad()
+def posterior_track(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """Deterministic tracking (posterior means, presence p > 0.5, one particle): boxes ``[T, B, N, 4]``
+    (x, y, w, h px), ids (-1 absent), set features ``[T, B, N, F]`` and mask ``[T, B, N]``; None for models
+    without objects (VRNN: its 165-d latent is one "slot" in :func:`representations`).
+
+    One forward pass with ``sample=False`` gives the same latents as ``online_step`` frame by frame (the
+    online tracker), and it also works for AIR, whose online state is emptied after every frame.
+    """
+    out = model(x, k=1, sample=False)
+    if out.latents is None:
+        return None
+    z = out.latents
+    z = type(z)(*(a[:, :, 0] for a in z))  # [T, B, N, ...]
+    boxes = pixel_boxes(z.where, tuple(x.shape[-2:]))
+    return boxes, torch.where(z.pres > 0, z.id, -1), out.slot_features[:, :, 0], out.slot_mask[:, :, 0]
+
+
+@torch.no_grad()
+def representations(model, frames: np.ndarray, batch: int, device) -> tuple[Tensor, Tensor]:
+    """Per-frame set representations ``[S, T, N, F]`` and masks ``[S, T, N]`` of uint8 frames ``[T, S, C, H, W]``
+    (SQAIR/AIR: what and where of each slot; VRNN: its latent as a single slot)."""
+    feats, masks = [], []
+    for s in range(0, frames.shape[1], batch):
+        x = torch.from_numpy(frames[:, s : s + batch]).to(device).float().div_(255)
+        out = model(x, k=1, sample=False)
+        feats.append(out.slot_features[:, :, 0].transpose(0, 1).cpu())
+        masks.append(out.slot_mask[:, :, 0].transpose(0, 1).cpu())
+    return torch.cat(feats), torch.cat(masks)
+
+
+def evaluate(
+    model,
+    num_sequences: int = 1000,
+    particles: int = 1000,
+    chunk: int = 50,
+    batch_size: int = 8,
+    num_addition_train: int = 2000,
+    seed: int = 0,
+    mnist_dir: str | None = None,
+    device=None,
+    progress: bool = True,
+    visible_threshold: float = 0.25,
+    max_iou_distance: float = 0.5,
+) -> dict[str, Any]:
+    """All metrics on ``num_sequences`` evaluation sequences (the authors' evaluation digit pool)."""
+    from tqdm.auto import tqdm
+
+    from sqair_world.data import MovingMNISTConfig, load_moving_mnist
+
+    device = device or next(model.parameters()).device
+    model.eval()
+    data = load_moving_mnist("eval", num_sequences, seed, mnist_dir, MovingMNISTConfig())
+    frames = data.frames[:, :, None]
+    sums: dict[str, float] = {}
+    gt_boxes, gt_ids, pr_boxes, pr_ids = [], [], [], []
+    t0 = time.time()
+    for s in tqdm(range(0, len(data), batch_size), disable=not progress, desc="evaluate", unit="batch"):
+        x = torch.from_numpy(frames[:, s : s + batch_size]).to(device).float().div_(255)
+        sub = data.subset(slice(s, s + batch_size))
+        res = bound_rec_kl_counts(
+            model, x, particles, chunk, torch.as_tensor(sub.num_digits), torch.as_tensor(sub.num_visible)
+        )
+        for k, v in res.items():
+            sums[k] = sums.get(k, 0.0) + v.sum().item()
+        tracked = posterior_track(model, x)
+        if tracked is not None:
+            boxes, ids, _, _ = tracked
+            pr_boxes.append(boxes.cpu().numpy())
+            pr_ids.append(ids.cpu().numpy())
+            boxes, ids = ground_truth_tracks(sub, visible_threshold)
+            gt_boxes.append(boxes)
+            gt_ids.append(ids)
+    n = len(data)
+    result: dict[str, Any] = {k: v / n for k, v in sums.items()}
+    result.update(
+        num_sequences=n, particles=particles, seq_len=int(frames.shape[0]), seconds=round(time.time() - t0, 1)
+    )
+    if pr_ids:
+        tracks = (
+            np.concatenate(gt_boxes, 1),
+            np.concatenate(gt_ids, 1),
+            np.concatenate(pr_boxes, 1),
+            np.concatenate(pr_ids, 1),
+        )
+        result.update(
+            tracking_scores(*tracks, max_iou_distance)._asdict(),
+            max_iou_distance=max_iou_distance,
+            visible_threshold=visible_threshold,
+        )
+        result.update({f"{k}_centre": v for k, v in tracking_scores(*tracks, match="centre")._asdict().items()})
+    if num_addition_train > 0:
+        train = load_moving_mnist("train", num_addition_train, seed, mnist_dir, MovingMNISTConfig())
+        tr_f, tr_m = representations(model, train.frames[:, :, None], 64, device)
+        te_f, te_m = representations(model, frames, 64, device)
+        result["addition_acc"] = addition_accuracy(
+            tr_f, tr_m, torch.as_tensor(train.digit_sum), te_f, te_m, torch.as_tensor(data.digit_sum), seed=seed
+        )
+    return result
+
+
+def format_table(name: str, r: dict[str, Any]) -> str:
+    """A table shaped like the paper's Table 1, with the paper's row beside ours."""
+
+    def f(v, digits=1):
+        return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+    head = f"{'model':<22}{'log p(x)':>10}{'log p(x|z)':>12}{'KL(q||p)':>10}{'counting':>10}{'counting(vis)':>15}{'addition':>10}"
+    ours = (
+        f"{name + ' (ours)':<22}{f(r['log_px']):>10}{f(r['rec']):>12}{f(r['kl']):>10}{f(r.get('count_acc'), 4):>10}"
+        f"{f(r.get('count_acc_visible'), 4):>15}{f(r.get('addition_acc'), 4):>10}"
+    )
+    lines = [head, ours]
+    if name in PAPER_TABLE1:
+        p = PAPER_TABLE1[name]
+        lines.append(
+            f"{name + ' (paper)':<22}{f(p[0]):>10}{f(p[1]):>12}{f(p[2]):>10}{f(p[3], 4):>10}{'':>15}{f(p[4], 4):>10}"
+        )
+    if "mota" in r:
+        iou = f"IoU >= {1 - r.get('max_iou_distance', 0.5):.2g}"
+        lines.append(
+            f"{'tracking (' + iou + '):':<31}MOTA {r['mota']:.4f}  MOTP {r['motp']:.4f} (1-IoU)  IDF1 {r['idf1']:.4f}  "
+            f"ID switches {r['num_switches']}"
+        )
+        lines.append(
+            f"tracking (centre in glimpse):  MOTA {r['mota_centre']:.4f}  IDF1 {r['idf1_centre']:.4f}  "
+            f"ID switches {r['num_switches_centre']}"
+        )
+    lines.append(f"({r['num_sequences']} evaluation sequences of {r['seq_len']} frames, K={r['particles']} particles)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m sqair_world.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("checkpoint")
+    p.add_argument(
+        "--num-sequences", type=int, default=1000, help="evaluation sequences (default 1000; the paper: 10,000)"
+    )
+    p.add_argument("--particles", type=int, default=1000, help="K for the IWAE bound (default 1000, as the paper)")
+    p.add_argument("--chunk", type=int, default=50, help="particles per forward pass (memory)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--addition-train-sequences", type=int, default=2000, help="0 skips the addition classifier")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mnist-dir", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--out", default=None, help="directory for metrics.json and figures (default: next to the checkpoint)"
+    )
+    p.add_argument(
+        "--visible-threshold",
+        type=float,
+        default=0.25,
+        help="tracking ground truth: digits with at least this fraction of their pixels on screen",
+    )
+    p.add_argument(
+        "--max-iou-distance",
+        type=float,
+        default=0.5,
+        help="tracking: a box matches a ground-truth box when 1 - IoU <= this (default 0.5, i.e. IoU >= 0.5)",
+    )
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    for name in ("num_sequences", "particles", "chunk", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 < args.max_iou_distance < 1:
+        p.error(f"--max-iou-distance is in (0, 1), got {args.max_iou_distance}")
+    if not 0 <= args.visible_threshold <= 1:
+        p.error(f"--visible-threshold is a fraction in [0, 1], got {args.visible_threshold}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    flush_denormals()
+    from sqair_world.training.trainer import select_device
+
+    try:
+        model = load_model(args.checkpoint, map_location=select_device(args.device))
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if tuple(model.cfg.image_shape) != (1, 50, 50):
+        print(
+            f"error: {args.checkpoint} is a model of {model.cfg.image_shape} frames; evaluate scores moving-MNIST "
+            "(1, 50, 50) models",
+            file=sys.stderr,
+        )
+        return 2
+    out_dir = Path(args.out or Path(args.checkpoint).with_suffix("").parent / "eval")
+    torch.manual_seed(args.seed)
+    result = evaluate(
+        model,
+        args.num_sequences,
+        args.particles,
+        args.chunk,
+        args.batch_size,
+        args.addition_train_sequences,
+        args.seed,
+        args.mnist_dir,
+        visible_threshold=args.visible_threshold,
+        max_iou_distance=args.max_iou_distance,
+    )
+    result["model"] = model.model_name
+    result["checkpoint"] = str(args.checkpoint)
+    result["step"] = model.checkpoint_extra.get("step")
+    print(format_table(model.model_name, result))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    print(f"wrote {out_dir / 'metrics.json'}")
+    if not args.no_figures:
+        from sqair_world.data import MovingMNISTConfig, load_moving_mnist
+        from sqair_world.evaluation.figures import write_figures
+
+        data = load_moving_mnist("eval", max(args.num_sequences, 8), args.seed, args.mnist_dir, MovingMNISTConfig())
+        pick = np.argsort(-data.num_digits, kind="stable")[:4]
+        x = torch.from_numpy(data.frames[:, pick, None]).float().div_(255).to(next(model.parameters()).device)
+        for name, path in write_figures(model, x, out_dir).items():
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Model configuration: one frozen dataclass with the reference's MLP-SQAIR defaults.
+
+Every number cites ``sqair-reference.md`` (the authors' released MLP-SQAIR, §2-§4). Variants and
+baselines (CONV-SQAIR, MLP-AIR) are the same dataclass with other field values, built by
+:mod:`sqair_world.model.registry`; nothing here is mutated at run time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class SQAIRConfig:
+    """Hyper-parameters of SQAIR and of the AIR baseline (``propagate=False``)."""
+
+    image_shape: tuple[int, int, int] = (1, 50, 50)
+    """(C, H, W) of the frames."""
+    max_objects: int = 3
+    """N, the number of object slots (reference §2.1: n_steps_per_image = 3)."""
+    glimpse_size: tuple[int, int] = (20, 20)
+    """(h, w) of the glimpse extracted and decoded for each object."""
+    n_what: int = 50
+    """D, size of the appearance latent z_what."""
+    n_hidden: int = 256
+    """Width of every MLP/RNN (n_units 8 -> 256)."""
+    n_hidden_small: int = 128
+    """Width of the presence predictor, glimpse-mask and where-bias MLPs."""
+    encoder: Literal["mlp", "conv"] = "mlp"
+    """MLP-SQAIR or CONV-SQAIR encoders/decoder."""
+    conv_channels: int = 32
+    """Base width of the convolutional encoders/decoder (CONV-SQAIR only)."""
+    propagate: bool = True
+    """False gives MLP-AIR: discovery on every frame independently, no temporal priors."""
+    k_particles: int = 5
+    """K, importance samples per sequence for the IWAE bound."""
+
+    output_std: float = 0.3
+    """Fixed std of the Gaussian likelihood (reference §1)."""
+    output_scale: float = 0.25
+    """Initial value of the trainable scalar on the decoded glimpses."""
+    transform_var_bias: float = -3.0
+    """Trainable offset added to the raw where-std (StochasticTransformParam)."""
+    prop_where_std_shift: float = -1.0
+    """Propagation where std = softplus(raw - 1) + 0.01 (reference §2.4 step 3)."""
+    disc_step_bias: float = 1.0
+    """Initial bias of the discovery presence logit (p ~ 0.73)."""
+    prop_step_bias: float = 5.0
+    """Initial bias of the propagation presence logit (p ~ 0.993)."""
+    prop_prior_step_bias: float = 10.0
+    """Constant added to the propagation prior's presence logit."""
+    disc_prior_zero_bias: float = 10.0
+    """Initial bias on "zero new objects" of the discovery count prior for t > 0."""
+    where_prior_bias: tuple[float, ...] = (-2.0, -2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
+    """Initial bias of the autoregressive where prior's (mu, raw std) output: scale logit -2."""
+    background: Literal["masked", "full"] = "masked"
+    """How the trainable mean image enters the canvas. 'masked' (reference §2.3): mean_image * m with m a soft
+    mask of the area the objects write, so it only shows under objects (MNIST's near-black mean frame).
+    'full': mean_image everywhere, objects added on top: a scene background such as an Atari maze, which
+    under 'masked' the model can only draw by covering the frame with glimpses."""
+    max_scale: float = 1.0
+    """Soft cap on the posterior's mean box scale (fraction of the image side, see spatial.cap_scale).
+    1.0: no cap (reference). Small sprites need it: without it, one glimpse as large as the frame can
+    paint all of Pac-Man's sprites at once at low resolution, and the model learns exactly that."""
+    exit_margin: float = 0.0
+    """Objects leave through the border. The tanh shift cannot take a box centre past the image edge, so
+    an object that walks off the frame stays parked at the border; the reference leaves switching it off
+    to the learned presence, which our Atari runs never learned (every slot ended up parked in a corner,
+    leaving discovery no free slot). With a margin m > 0, a propagated object whose sampled box centre lies
+    within m (fraction of the image side) of the border is made absent, exactly like a slot absent at t-1
+    (its presence logit is masked); the prior still pays log p(pres = 0), so the propagation prior learns
+    where objects exit. 0: off (reference)."""
+    min_std: float = 0.01
+    """Floor added to every softplus std."""
+    mask_logit: float = 88.0
+    """Presence logits of slots whose predecessor is absent are set to -mask_logit."""
+    gate_scale: float = 0.9999
+    """Propagation what-gates are sigmoid(.) * gate_scale."""
+    where_update_scale: float = 1.0
+    """loc = where_{t-1} + where_update_scale * delta."""
+    where_bias_scale: float = 0.1
+    """Proposal-glimpse offset = where_bias_scale * MLP(h^T)."""
+    mask_logit_bias: float = 1.0
+    """Initial bias of the propagation glimpse-mask sigmoid."""
+
+    # --- deliberate choices where the released code and the paper disagree (reference §8) ---
+    enforce_discovery_cap: bool = True
+    """§8.1/8.2: discover at most N - n_propagated objects (paper). False = released code: up to N,
+    overflow dropped at the merge after its log q/log p entered the weight."""
+    vimco_signal: Literal["standard", "code"] = "standard"
+    """§8.3: "standard" = Mnih & Rezende's L - cv_j summed over particles (an unbiased IWAE
+    gradient); "code" = released log w_j - cv_j with the 1/K of a mean over particles."""
+    thread_where_prior_state: bool = False
+    """§8.4: False = released code (the where-prior context is not updated between slots)."""
+    prop_where_full_cov: bool = True
+    """§8.5: True = released code (MVN posterior with a global learned Cholesky factor)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        c, h, w = self.image_shape
+        gh, gw = self.glimpse_size
+        if min(c, h, w) < 1:
+            problems.append(f"image_shape must be positive (C, H, W), got {self.image_shape}")
+        if min(gh, gw) < 2 or gh > h or gw > w:
+            problems.append(f"glimpse_size {self.glimpse_size} must be >= 2 and fit in the image {(h, w)}")
+        for name in ("max_objects", "n_what", "n_hidden", "n_hidden_small", "k_particles", "conv_channels"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.background not in ("masked", "full"):
+            problems.append(f"background must be 'masked' or 'full', got {self.background!r}")
+        if not 0 < self.max_scale <= 1:
+            problems.append(f"max_scale is a fraction of the image side in (0, 1], got {self.max_scale}")
+        if not 0 <= self.exit_margin < 0.5:
+            problems.append(f"exit_margin is a fraction of the image side in [0, 0.5), got {self.exit_margin}")
+        if self.output_std <= 0:
+            problems.append(f"output_std must be > 0, got {self.output_std}")
+        if len(self.where_prior_bias) != 8:
+            problems.append(f"where_prior_bias needs 8 numbers (mu 4, raw std 4), got {len(self.where_prior_bias)}")
+        if self.encoder not in ("mlp", "conv"):
+            problems.append(f"encoder must be 'mlp' or 'conv', got {self.encoder!r}")
+        if self.vimco_signal not in ("standard", "code"):
+            problems.append(f"vimco_signal must be 'standard' or 'code', got {self.vimco_signal!r}")
+        if problems:
+            raise ValueError("Invalid SQAIRConfig:\n  " + "\n  ".join(problems))
+
+    def replace(self, **changes: Any) -> SQAIRConfig:
+        """A copy with ``changes`` applied (validated); unknown names raise a clear error."""
+        return replace_checked(self, changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def replace_checked(cfg: Any, changes: dict[str, Any]) -> Any:
+    """``dataclasses.replace`` that names unknown fields and suggests close ones."""
+    import difflib
+
+    names = {f.name for f in dataclasses.fields(cfg)}
+    unknown = [k for k in changes if k not in names]
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
+        msg = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
+        raise ValueError(f"Unknown field(s) for {type(cfg).__name__}: {msg}. Known: {sorted(names)}")
+    return dataclasses.replace(cfg, **changes)
+
+
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass from ``to_dict`` output (tuples restored), validating names."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; the checkpoint was written by another version?")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**fixed)
+
+
+__all__ = ["SQAIRConfig", "replace_checked", "config_from_dict", "field"]

@@ -1,0 +1,107 @@
+"""Learned priors of SQAIR (paper §3, reference §3): p^D for discovery and p^P for propagation.
+
+Axes: R rows (B*K), N slots, D = n_what, H = n_hidden.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sqair_world.model.config import SQAIRConfig
+from sqair_world.model.distributions import mask_logit, normal_log_prob
+from sqair_world.model.nn import MLP, GRUCell, ObjectSubset, linear, softplus_std
+
+
+class PropPriorOutput(NamedTuple):
+    h: Tensor  #: [R, N, H] new prior-GRU state
+    pres_logit: Tensor  #: [R, N] presence logit, masked by the previous presence
+    where_mu: Tensor  #: [R, N, 4]
+    where_std: Tensor  #: [R, N, 4]
+    what_mu: Tensor  #: [R, N, D]
+    what_std: Tensor  #: [R, N, D]
+
+
+class PropagationPrior(nn.Module):
+    """p^P(z_t | z_{t-1}): a per-object GRU over [what, where]_{t-1} -> Linear(1 + 2*4 + 2*D) (reference §3.2).
+
+    The where/what priors are absolute Gaussians evaluated at z_t (not residual), as in the released code.
+    """
+
+    def __init__(self, cfg: SQAIRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.gru = GRUCell(cfg.n_what + 4, cfg.n_hidden)
+        self.h0 = nn.Parameter(torch.zeros(cfg.n_hidden))
+        self.head = linear(cfg.n_hidden, 1 + 8 + 2 * cfg.n_what)
+
+    def forward(self, what: Tensor, where: Tensor, pres: Tensor, h: Tensor) -> PropPriorOutput:
+        """``what [R, N, D]``, ``where [R, N, 4]``, ``pres [R, N]``, ``h [R, N, H]`` of frame t-1."""
+        objs = ObjectSubset(pres)  # eager: absent slots are not computed (nn.RowSubset)
+        h_o = self.gru(objs.take(torch.cat([what, where], -1)), objs.take(h))
+        h_new = objs.put(h_o, h)  # absent slots keep their state
+        out = objs.put(self.head(h_o), 0.0)  # absent: masked below, or weighted by zero presence
+        d = self.cfg.n_what
+        logit, w_mu, w_raw, z_mu, z_raw = out.split([1, 4, 4, d, d], -1)
+        logit = mask_logit(logit.squeeze(-1) + self.cfg.prop_prior_step_bias, pres, self.cfg.mask_logit)
+        s = self.cfg.min_std
+        return PropPriorOutput(h_new, logit, w_mu, softplus_std(w_raw, s), z_mu, softplus_std(z_raw, s))
+
+
+class DiscoveryPrior(nn.Module):
+    """p^D: number of new objects (categorical), autoregressive where, and what ~ N(0, I) (reference §3.1)."""
+
+    def __init__(self, cfg: SQAIRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n = cfg.max_objects + 1
+        self.count_bias = nn.Parameter(torch.zeros(n))
+        self.count_bias_t = nn.Parameter(torch.tensor([cfg.disc_prior_zero_bias] + [0.0] * (n - 1)))
+        self.count_mlp = MLP(1, [10], n)
+        # where: fixed context s = ELU(Linear([init 4, c, e])), then per slot tanh(W_in where_{j-1} + W_hh s + b) -> 8
+        self.where_init = nn.Parameter(torch.zeros(4))
+        self.context = linear(4 + cfg.n_hidden + 1, cfg.n_hidden_small)
+        self.in_to_hidden = linear(4, 4)
+        self.hidden_to_hidden = nn.Linear(cfg.n_hidden_small, 4)  # Sonnet Linear: with bias
+        nn.init.xavier_uniform_(self.hidden_to_hidden.weight), nn.init.zeros_(self.hidden_to_hidden.bias)
+        self.where0 = nn.Parameter(torch.zeros(4))
+        self.out = linear(4, 8, bias_init=cfg.where_prior_bias)
+
+    def count_log_probs(self, e: Tensor, t_positive: Tensor, max_allowed: Tensor | None) -> Tensor:
+        """log p(n new objects) for n = 0..N: ``e [R, 1]``, ``t_positive [R]`` -> ``[R, N + 1]``.
+
+        logits = ELU(b + [t > 0] b_t + MLP(e)). With the discovery cap, counts above ``max_allowed [R]`` get
+        probability 0 (the paper's Alg. 3; the released code does not cap, reference §2.5).
+        """
+        logits = F.elu(self.count_bias + t_positive.unsqueeze(-1) * self.count_bias_t + self.count_mlp(e))
+        if max_allowed is not None:
+            n = torch.arange(logits.shape[-1], device=logits.device)
+            logits = logits.masked_fill(n > max_allowed.unsqueeze(-1), -1e4)
+        return logits.log_softmax(-1)
+
+    def where_log_prob(self, where: Tensor, c: Tensor, e: Tensor) -> Tensor:
+        """Teacher-forced autoregressive log p(where_j | where_{<j}) for each discovery slot: ``where [R, N, 4]`` -> ``[R, N]``.
+
+        §8.4: the released code never threads the context between slots, so each slot sees the fixed
+        context and its predecessor's where; we keep that (it is what the learned shapes fit, and the
+        autoregression on where_{j-1} remains).
+        """
+        s = F.elu(self.context(torch.cat([self.where_init.expand(c.shape[0], 4), c, e], -1)))  # [R, 128]
+        prev = torch.cat([self.where0.expand(where.shape[0], 1, 4), where[:, :-1]], 1)  # [R, N, 4]
+        h = torch.tanh(self.in_to_hidden(prev) + self.hidden_to_hidden(s).unsqueeze(1))
+        mu, raw = self.out(h).chunk(2, -1)
+        return normal_log_prob(where, mu, softplus_std(raw, self.cfg.min_std)).sum(-1)
+
+    def sample_where(self, c: Tensor, e: Tensor, n_slots: int) -> Tensor:
+        """Ancestral sample of where for ``n_slots`` slots: ``[R, n_slots, 4]``."""
+        s = F.elu(self.context(torch.cat([self.where_init.expand(c.shape[0], 4), c, e], -1)))
+        hs = self.hidden_to_hidden(s)
+        prev, out = self.where0.expand(c.shape[0], 4), []
+        for _ in range(n_slots):
+            mu, raw = self.out(torch.tanh(self.in_to_hidden(prev) + hs)).chunk(2, -1)
+            prev = mu + softplus_std(raw, self.cfg.min_std) * torch.randn_like(mu)
+            out.append(prev)
+        return torch.stack(out, 1)

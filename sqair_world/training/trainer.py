@@ -1,0 +1,475 @@
+"""Training loop: optimiser, curriculum, logging, validation, atomic checkpoints, exact resume, DDP.
+
+The loop does no model maths: it asks the model for ``SequenceOutput.loss`` and steps the optimiser.
+Two recipes (docs/training.md, "Two recipes"):
+
+- ``faithful`` (reference §4): RMSProp (momentum 0.9, decay 0.9, eps 1e-10, square average
+  initialised to one), batch 32, K = 5, lr 1e-5 with the authors' piecewise schedule, curriculum
+  3 frames + 1 every 100k steps up to 10. Days on a GPU.
+- ``fast`` (default without a GPU): Adam, lr 3e-4 with a short warm-up, curriculum 3 frames + 1
+  every 500 steps, gradient-norm clipping at 1,000 as a guard; for CPU budgets of about an hour
+  (lr 3e-4 reached 0.76 validation counting accuracy after 200 steps where 1e-4 reached 0.51).
+
+Batches are a pure function of (seed, step): epoch permutations from ``default_rng([seed, epoch])``,
+sliced per step and per rank, so resuming needs only the step (plus the torch RNG state for the
+model's sampling noise, which is checkpointed). §8.8: the authors sample batches with replacement;
+we use epochs without replacement (same expectation, every sequence seen once per epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sqair_world.model.config import config_from_dict
+from sqair_world.speed import (
+    accelerate,
+    flush_denormals,
+    mixed_precision,
+    reduced_precision_matmul,
+    require_native_bf16,
+)
+from sqair_world.training.checkpoints import (
+    FORMAT,
+    atomic_torch_save,
+    model_from_payload,
+    model_payload,
+    safe_torch_load,
+)
+from sqair_world.training.distributed import any_rank, init_distributed, select_device
+from sqair_world.training.schedules import authors_learning_rate, curriculum_length, linear_decay, warmup_constant
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about a training run except the model's own configuration."""
+
+    recipe: Literal["auto", "fast", "faithful"] = "auto"
+    """'auto' = 'faithful' on a GPU, 'fast' on a CPU."""
+    steps: int | None = None
+    """Optimiser steps to run in total (None: 2,000,000 faithful, unlimited fast; see max_minutes)."""
+    max_minutes: float | None = None
+    """Wall-clock budget of this invocation in minutes; the run checkpoints and stops when it is spent."""
+    batch_size: int = 32
+    """Sequences per optimiser step (over all DDP ranks)."""
+    k_particles: int = 5
+    """K, importance samples per sequence."""
+    lr: float | None = None
+    """Base learning rate (None: 1e-5 faithful, 3e-4 fast)."""
+    curriculum_start: int = 3
+    """Frames at step 0."""
+    curriculum_every: int | None = None
+    """One more frame every this many steps (None: 100,000 faithful, 500 fast)."""
+    curriculum_max: int = 10
+    """Longest sequences."""
+    grad_clip: float | None = None
+    """Clip the global gradient norm (None: off faithful, 1000 fast)."""
+    num_train_sequences: int = 60000
+    """Training sequences generated (cached) from the training digit pool."""
+    num_val_sequences: int = 512
+    """Held-out sequences from the evaluation digit pool used for validation."""
+    mnist_dir: str | None = None
+    """Directory of the MNIST IDX files; None uses the embedded 5,000 digits."""
+    data_seed: int = 0
+    """Seed of the generated data sets."""
+    seed: int = 0
+    """Seed of batch order and of the model's sampling noise."""
+    device: str = "auto"
+    """'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ..."""
+    run_dir: str | None = None
+    """Where checkpoints and TensorBoard logs go (None: runs/<experiment>)."""
+    checkpoint_minutes: float = 5.0
+    """Write last.pt at least this often (and always on exit)."""
+    log_every: int = 20
+    """Steps between TensorBoard scalar summaries."""
+    val_every: int = 500
+    """Steps between validations (and image summaries)."""
+    val_batch_size: int = 64
+    """Validation sequences per forward pass."""
+    deterministic: bool = False
+    """Use posterior means instead of samples (tests: fixed sampling noise)."""
+    tensorboard: bool = True
+    """Write TensorBoard summaries."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+    num_threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+    presence_warmup: float = 0.0
+    """Offset added to the discovery presence logits at step 0, decaying linearly to 0 over presence_warmup_steps
+    (objects stay on while the decoder learns; without it small sprites' presence collapses to 0 early)."""
+    presence_warmup_steps: int = 0
+    """Length of that warm-up (0: none)."""
+    compile: bool = False
+    """torch.compile the per-frame step (1-2 min of compilation at start; 1.4x faster on a 2-core CPU)."""
+    fast_matmul: bool = False
+    """float32 matmuls computed in TF32 (CUDA) or bfloat16 (CPU, oneDNN; measured slower than float32 at this
+    model's sizes on a 2-core Xeon, docs/training.md "Speed")."""
+    autocast: bool = False
+    """bfloat16 autocast of the training forward pass: the networks' products run in bfloat16, while samples,
+    log-densities, the canvas and the bound stay float32 (distributions.py, SQAIR.render). Validation runs in
+    float32. docs/training.md "Speed" has the bound check and learning curves."""
+
+    def __post_init__(self) -> None:
+        if self.recipe not in ("auto", "fast", "faithful"):
+            raise ValueError(f"recipe must be 'auto', 'fast' or 'faithful', got {self.recipe!r}")
+        for name in (
+            "batch_size",
+            "k_particles",
+            "curriculum_start",
+            "curriculum_max",
+            "num_train_sequences",
+            "num_val_sequences",
+            "log_every",
+            "val_every",
+            "val_batch_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.curriculum_start > self.curriculum_max:
+            raise ValueError("curriculum_start must not exceed curriculum_max")
+
+    def resolved(self, device: torch.device) -> TrainConfig:
+        """Fill the recipe-dependent defaults for ``device``."""
+        recipe = self.recipe if self.recipe != "auto" else ("faithful" if device.type == "cuda" else "fast")
+        faithful = recipe == "faithful"
+        return dataclasses.replace(
+            self,
+            recipe=recipe,
+            steps=self.steps if self.steps is not None else (2_000_000 if faithful else 10**9),
+            lr=self.lr if self.lr is not None else (1e-5 if faithful else 3e-4),
+            curriculum_every=self.curriculum_every
+            if self.curriculum_every is not None
+            else (100_000 if faithful else 500),
+            grad_clip=self.grad_clip if self.grad_clip is not None else (None if faithful else 1000.0),
+        )
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients became NaN/inf; the last good checkpoint is kept."""
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def tf_rmsprop(params, lr: float) -> torch.optim.RMSprop:
+    """TF1 ``RMSPropOptimizer(lr, momentum=0.9)``: decay 0.9, eps 1e-10, square average initialised to one
+    (PyTorch would start it at zero). PyTorch adds eps outside the square root, TF inside; at 1e-10 the
+    difference is below float precision for any gradient that matters."""
+    opt = torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-10, momentum=0.9)
+    for group in opt.param_groups:
+        for p in group["params"]:
+            opt.state[p] = {
+                "step": torch.tensor(0.0),
+                "square_avg": torch.ones_like(p, memory_format=torch.preserve_format),
+                "momentum_buffer": torch.zeros_like(p, memory_format=torch.preserve_format),
+            }
+    return opt
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.recipe == "faithful":
+        return tf_rmsprop(model.parameters(), cfg.lr)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    if cfg.recipe == "faithful":
+        return authors_learning_rate(step, cfg.lr, cfg.steps if cfg.steps < 10**9 else 2_000_000)
+    return warmup_constant(step, cfg.lr)
+
+
+def batch_indices(step: int, n: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """Indices of this rank's share of global batch ``step``: epochs of ``n`` without replacement."""
+    per_epoch = max(1, n // batch)
+    epoch, i = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    glob = perm[i * batch : (i + 1) * batch]
+    share = batch // world
+    return glob[rank * share : (rank + 1) * share]
+
+
+def rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(np.frombuffer(np.random.get_state()[1].tobytes(), dtype=np.uint8).copy()),
+        "python": torch.tensor(list(random.getstate()[1]), dtype=torch.int64),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.frombuffer(state["numpy"].numpy().tobytes(), dtype=np.uint32), 624, 0, 0.0))
+    random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """Runs one experiment: ``Trainer(model, train_x, val_x, cfg).fit()``.
+
+    :param train_x: uint8 frames ``[T, S, C, H, W]`` (time-major); batches are cast to floats in [0, 1] on the device
+    :param val_x: uint8 ``[T, S_val, C, H, W]``
+    :param val_counts: optional ``[S_val]`` ground-truth object counts for validation counting accuracy
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_x: np.ndarray,
+        val_x: np.ndarray,
+        cfg: TrainConfig,
+        experiment: str = "custom",
+        val_counts: np.ndarray | None = None,
+        on_validate: Callable[[Trainer, Any], None] | None = None,
+    ) -> None:
+        self.dist, self.device = init_distributed(cfg.device)
+        self.cfg = cfg.resolved(self.device)
+        if self.cfg.num_threads:
+            torch.set_num_threads(self.cfg.num_threads)
+        flush_denormals()  # masked presence logits make denormals that slow MKL's matmuls (speed.py)
+        if self.cfg.autocast:
+            require_native_bf16(self.device, "autocast (--autocast true)")
+        if self.cfg.fast_matmul:
+            require_native_bf16(self.device, "fast_matmul (--fast-matmul true)")
+            reduced_precision_matmul()
+        if self.cfg.batch_size % self.dist.world:
+            raise ValueError(
+                f"batch_size {self.cfg.batch_size} (the global batch) must be divisible by the number of "
+                f"processes {self.dist.world}"
+            )
+        if train_x.ndim != 5 or train_x.dtype != np.uint8:
+            raise ValueError(f"train_x must be uint8 [T, S, C, H, W], got {train_x.dtype} {train_x.shape}")
+        self.experiment = experiment
+        self.run_dir = Path(self.cfg.run_dir or Path("runs") / experiment)
+        self.model = model.to(self.device)
+        if self.cfg.compile:
+            accelerate(self.model)
+        self.train_x, self.val_x, self.val_counts = train_x, val_x, val_counts
+        self.opt = make_optimizer(self.model, self.cfg)
+        self.step = 0
+        self.on_validate = on_validate
+        self.ddp = None
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.ddp = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        torch.manual_seed(self.cfg.seed + self.dist.rank)  # per-rank sampling noise
+        self.writer = None
+        self._last_ckpt = time.monotonic()
+        self.history: list[dict[str, float]] = []
+
+    # ----------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    def state(self) -> dict[str, Any]:
+        extra = {
+            "experiment": self.experiment,
+            "train_config": dataclasses.asdict(self.cfg),
+            "step": self.step,
+            "optimizer": self.opt.state_dict(),
+            "rng": rng_state(),
+            "seq_len": self.seq_len(self.step),
+        }
+        return model_payload(self.model, extra)
+
+    def save(self, path: Path | None = None) -> Path:
+        """Atomic checkpoint (rank 0 only)."""
+        path = Path(path or self.checkpoint_path)
+        if self.dist.main:
+            atomic_torch_save(self.state(), path)
+        self._last_ckpt = time.monotonic()
+        return path
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Continue exactly where ``path`` stopped: weights, optimiser, RNG states, step (and so curriculum)."""
+        data = safe_torch_load(path, map_location="cpu")
+        extra = data.get("extra", {})
+        if "optimizer" not in extra or "step" not in extra:
+            raise ValueError(f"{path} holds a model but no training state; use it with evaluate, or start a new run")
+        loaded = model_from_payload(data, str(path), expected_config=self.model.cfg)
+        self.model.load_state_dict(loaded.state_dict())
+        self.opt.load_state_dict(extra["optimizer"])
+        self.step = int(extra["step"])
+        if self.dist.world == 1:
+            set_rng_state(extra["rng"])
+        else:  # each rank re-derives its own stream from the step
+            torch.manual_seed(self.cfg.seed + self.dist.rank + 7919 * self.step)
+
+    # ----------------------------------------------------------------- loop pieces
+    def _set_presence_offset(self, value: float) -> None:
+        """The presence warm-up of models with a discovery module (TrainConfig.presence_warmup); VRNN has none."""
+        discovery = getattr(self.model, "discovery", None)
+        if discovery is not None:
+            discovery.presence_offset.fill_(value)
+
+    def seq_len(self, step: int) -> int:
+        return min(
+            self.train_x.shape[0],
+            curriculum_length(step, self.cfg.curriculum_start, self.cfg.curriculum_every, self.cfg.curriculum_max),
+        )
+
+    def batch(self, step: int) -> tuple[Tensor, np.ndarray]:
+        idx = batch_indices(
+            step, self.train_x.shape[1], self.cfg.batch_size, self.cfg.seed, self.dist.rank, self.dist.world
+        )
+        T = self.seq_len(step)
+        x = torch.from_numpy(self.train_x[:T, idx]).to(self.device, non_blocking=True).float().div_(255.0)
+        return x, idx
+
+    def train_step(self) -> dict[str, float]:
+        x, idx = self.batch(self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(self.step, self.cfg)
+        self._set_presence_offset(linear_decay(self.step, self.cfg.presence_warmup, self.cfg.presence_warmup_steps))
+        module = self.ddp or self.model
+        with mixed_precision(self.device, self.cfg.autocast):
+            out = module(x, k=self.cfg.k_particles, sample=not self.cfg.deterministic)
+        if any_rank([not bool(torch.isfinite(out.loss))], self.dist, self.device)[0]:  # all ranks stop together
+            where = f" (on some rank; rank {self.dist.rank} has {out.loss.item()})" if self.dist.world > 1 else ""
+            raise TrainingDiverged(
+                f"loss became non-finite{where} at step {self.step} on training sequences "
+                f"{idx.tolist()[:8]}...; the last good checkpoint "
+                f"{self.checkpoint_path} is kept. "
+                "Lower --lr, or resume from the checkpoint with another --seed."
+            )
+        self.opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or math.inf)
+        if not torch.isfinite(norm):
+            raise TrainingDiverged(
+                f"gradients became {norm.item()} at step {self.step} on training sequences "
+                f"{idx.tolist()[:8]}...; the last good checkpoint {self.checkpoint_path} is kept."
+            )
+        self.opt.step()
+        self.step += 1
+        stats = {
+            "iwae": out.iwae.mean().item(),
+            "rec": out.rec.mean().item(),
+            "kl": out.kl.mean().item(),
+            "ess": out.ess.mean().item(),
+            "T": float(x.shape[0]),
+            "grad_norm": norm.item(),
+            "lr": self.opt.param_groups[0]["lr"],
+        }
+        if out.count is not None:
+            w = out.weights.unsqueeze(0)
+            stats["count"] = (out.count * w).sum(-1).mean().item()
+            stats["num_prop"] = (out.num_prop * w).sum(-1).mean().item()
+            stats["num_disc"] = (out.num_disc * w).sum(-1).mean().item()
+        return stats
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        self._set_presence_offset(0.0)  # validate the model as it will be used (no warm-up)
+        T = self.seq_len(self.step)
+        tot: dict[str, float] = {}
+        n = self.val_x.shape[1]
+        last = None
+        for s in range(0, n, self.cfg.val_batch_size):
+            x = torch.from_numpy(self.val_x[:T, s : s + self.cfg.val_batch_size]).to(self.device).float().div_(255.0)
+            out = self.model(x, k=self.cfg.k_particles)
+            b = x.shape[1]
+            vals = {"iwae": out.iwae.sum().item(), "rec": out.rec.sum().item(), "kl": out.kl.sum().item()}
+            if out.count is not None and self.val_counts is not None:
+                truth = torch.as_tensor(self.val_counts[s : s + b], device=self.device).view(1, b, 1)
+                vals["count_acc"] = (
+                    ((out.count == truth).float() * out.weights.unsqueeze(0)).sum(-1).mean(0).sum().item()
+                )
+            for k, v in vals.items():
+                tot[k] = tot.get(k, 0.0) + v
+            last = (x, out)
+        self.model.train()
+        stats = {k: v / n for k, v in tot.items()}
+        if self.on_validate is not None and last is not None:
+            self.on_validate(self, last)
+        return stats
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        if self.dist.main and cfg.tensorboard and self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tb"))
+        deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
+        total = cfg.steps if cfg.steps < 10**9 else None
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            disable=not (cfg.progress and self.dist.main),
+            dynamic_ncols=True,
+            desc=self.experiment,
+            unit="it",
+        )
+        stats: dict[str, float] = {}
+        previous_handler = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` checkpoints like Ctrl-C
+        try:
+            while self.step < cfg.steps and not any_rank([time.monotonic() >= deadline], self.dist, self.device)[0]:
+                stats = self.train_step()
+                bar.update(1)
+                post = {"bound": f"{stats['iwae']:.1f}", "T": int(stats["T"])}
+                if "count" in stats:
+                    post["count"] = f"{stats['count']:.2f}"
+                bar.set_postfix(post, refresh=False)
+                if self.writer is not None and self.step % cfg.log_every == 0:
+                    for k, v in stats.items():
+                        self.writer.add_scalar(f"train/{k}", v, self.step)
+                if self.step % cfg.val_every == 0:
+                    val = self.validate()
+                    self.history.append({"step": self.step, **val})
+                    if self.writer is not None:
+                        for k, v in val.items():
+                            self.writer.add_scalar(f"val/{k}", v, self.step)
+                    if self.dist.main:
+                        bar.write(f"step {self.step}: " + ", ".join(f"val {k} {v:.4g}" for k, v in val.items()))
+                if time.monotonic() - self._last_ckpt > 60 * cfg.checkpoint_minutes:
+                    self.save()
+        except KeyboardInterrupt:
+            bar.write(f"interrupted at step {self.step}; writing {self.checkpoint_path}")
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
+            bar.close()
+        self.save()
+        if self.writer is not None:
+            self.writer.flush()
+        return stats
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def training_config_from_checkpoint(data: dict[str, Any]) -> TrainConfig:
+    return config_from_dict(TrainConfig, data["extra"]["train_config"])
+
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "tf_rmsprop",
+    "batch_indices",
+    "learning_rate",
+    "select_device",
+    "FORMAT",
+]
