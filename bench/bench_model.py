@@ -17,7 +17,7 @@ Workloads (batch 32, K 5, T 10, 50x50):
   digits, 0-2 digits per sequence: the workload of a training run past its first minutes.
 
 Modes (sqair_world/speed.py): ``eager`` plain PyTorch, slot steps computed on the rows where the slot exists
-(``nn.RowSubset``); ``eager-dense`` the same with every row computed (``nn.row_compaction(None)``), the side-by-side
+(``model.subsets``); ``eager-dense`` the same with every row computed (``speed.row_compaction(None)``), the side-by-side
 baseline of that change; ``autocast`` bfloat16 autocast of the networks (TrainConfig.autocast); ``compile``
 torch.compile of the per-frame step (TrainConfig.compile; static shapes, so every row is computed);
 ``compile-autocast`` both; ``compile-bf16`` compiled with float32 matmuls computed in bfloat16
@@ -37,8 +37,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sqair_world.model.nn import row_compaction
 from sqair_world.model.registry import MODEL_NAMES, build_model
+from sqair_world.model.subsets import DENSE, RowCompaction, row_compaction
 from sqair_world.speed import (
     accelerate,
     cpu_has_native_bf16,
@@ -93,31 +93,31 @@ def time_training(
     """Median seconds of ``iters`` training iterations (after a warm-up, and compilation) and GFLOP per iteration."""
     torch.manual_seed(0)
     reduced_precision_matmul(mode == "compile-bf16")
-    default = row_compaction(None)  # every row computed: eager-dense, and the FLOPs of the compiled modes
+    # eager: the library's default (gather the active rows of big, sparse steps); else every row computed, which
+    # is what eager-dense measures and what the compiled modes' FLOPs count
+    policy = RowCompaction() if mode == "eager" else DENSE
     try:
-        if mode == "eager":
-            row_compaction(*default)  # the library's default: gather the active rows of big, sparse steps
-        if workload == "trained":
-            model, x = load_model(TRAINED), moving_mnist_batch(T, B)
-        else:
-            model = build_model(name)
-            x = torch.rand(T, B, *model.cfg.image_shape)
-        opt = torch.optim.Adam(model.parameters(), 1e-5)
-        fc = FlopCounterMode(display=False)
-        with fc:
-            train_iteration(model, opt, x, K)
-        autocast = mode.endswith("autocast")
-        if mode.startswith("compile"):
-            accelerate(model)
-            train_iteration(model, opt, x, K, autocast)  # compiles
-        times = []
-        for _ in range(iters + 1):
-            t0 = time.perf_counter()
-            train_iteration(model, opt, x, K, autocast)
-            times.append(time.perf_counter() - t0)
+        with row_compaction(policy.min_rows, policy.max_active):
+            if workload == "trained":
+                model, x = load_model(TRAINED), moving_mnist_batch(T, B)
+            else:
+                model = build_model(name)
+                x = torch.rand(T, B, *model.cfg.image_shape)
+            opt = torch.optim.Adam(model.parameters(), 1e-5)
+            fc = FlopCounterMode(display=False)
+            with fc:
+                train_iteration(model, opt, x, K)
+            autocast = mode.endswith("autocast")
+            if mode.startswith("compile"):
+                accelerate(model)
+                train_iteration(model, opt, x, K, autocast)  # compiles
+            times = []
+            for _ in range(iters + 1):
+                t0 = time.perf_counter()
+                train_iteration(model, opt, x, K, autocast)
+                times.append(time.perf_counter() - t0)
     finally:
         reduced_precision_matmul(False)
-        row_compaction(*default)
     return statistics.median(times[1:]), fc.get_total_flops() / 1e9
 
 

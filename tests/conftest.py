@@ -13,18 +13,6 @@ torch.set_num_threads(1)
 
 import pytest  # noqa: E402
 
-from sqair_world.model.nn import row_compaction  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _restore_row_compaction():
-    """Tests may change the process-wide ``nn.row_compaction``; the setting comes back after each one, also when
-    an assertion fails half-way."""
-    default = row_compaction(None)
-    row_compaction(*default)
-    yield
-    row_compaction(*default)
-
 
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):

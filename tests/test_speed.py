@@ -1,13 +1,13 @@
 """Speed switches (sqair_world/speed.py) must not change the maths: compiled = eager, bf16 matmuls ~ float32."""
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sqair_world.envs.slots import SlotEncoder, frames_to_input
-from sqair_world.model.nn import row_compaction
 from sqair_world.model.registry import build_model
 from sqair_world.model.types import Slots
-from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul
+from sqair_world.speed import accelerate, flush_denormals, mixed_precision, reduced_precision_matmul, row_compaction
 
 # two slots and two frames keep the compiled graphs (and the compile time of these tests) small
 TINY = dict(
@@ -46,9 +46,8 @@ def test_row_compaction_equals_computing_every_row():
     runs = []
     # gather the active rows of every step (however small and full), of those with at most 80% active, then never
     for setting in ((0, 1.0), (0, 0.8), (None,)):
-        row_compaction(*setting)  # restored after the test (conftest)
         torch.manual_seed(1)
-        with FlopCounterMode(display=False) as flops:
+        with row_compaction(*setting), FlopCounterMode(display=False) as flops:
             out = model(x, k=4)
             model.zero_grad()
             out.loss.backward()
@@ -77,8 +76,8 @@ def test_render_of_the_present_objects_equals_rendering_every_slot():
         z = Slots(what, where, pres, torch.full((4, 2), -1))
         canvases = []
         for setting in ((0, 1.0), (None,)):  # gather every step with an absent object, then never
-            row_compaction(*setting)  # restored after the test (conftest)
-            canvases.append(model.render(z))
+            with row_compaction(*setting):
+                canvases.append(model.render(z))
         assert torch.allclose(*canvases, atol=1e-6)
     assert canvases[0].shape == (4, 1, 24, 24)
 
@@ -105,7 +104,7 @@ def test_compiled_training_step_equals_eager():
 
 def test_compiled_tracking_equals_eager():
     """The env wrappers' compiled step (cpp_wrapper; dynamo's guards skipped once both graphs exist) tracks as the
-    eager model does: on both sides of the discovery branch (SQAIR._discover) and across a reset."""
+    eager model does: on both sides of the discovery branch (speed.compile.skip_full_discovery) and across a reset."""
     eager, fast = _pair()
     enc = SlotEncoder(fast, 1, device="cpu", compile=True)
     frames = torch.randint(0, 256, (6, 1, 24, 24, 1), dtype=torch.uint8).numpy()
@@ -162,10 +161,10 @@ def test_autocast_keeps_samples_and_bound_in_float32():
     eager = build_model("mlp-sqair", **{**TINY, "max_objects": 3, "disc_step_bias": 0.0})
     x = torch.rand(3, 4, 1, 24, 24)
     outs = []
-    row_compaction(0, 1.0)  # gather row subsets however small the batch and few the inactive rows (restored: conftest)
     for enable in (False, True):
         torch.manual_seed(1)
-        with mixed_precision("cpu", enable):
+        # gather row subsets however small the batch and few the inactive rows
+        with row_compaction(0, 1.0), mixed_precision("cpu", enable):
             out = eager(x, k=3)
         out.loss.backward()
         missing = [n for n, p in eager.named_parameters() if p.requires_grad and p.grad is None]
@@ -177,3 +176,24 @@ def test_autocast_keeps_samples_and_bound_in_float32():
     for t in (bf16.iwae, bf16.canvas, bf16.latents.where, bf16.latents.what, bf16.latents.pres):
         assert t.dtype == torch.float32
     assert torch.allclose(fp32.iwae, bf16.iwae, rtol=1e-3)
+
+
+def test_row_compaction_is_per_context_and_off_the_cpu():
+    """The policy is restored when its block ends (also on an error) and never gathers off the CPU."""
+    from sqair_world.model.subsets import RowSubset, current_row_compaction
+
+    default = current_row_compaction()
+    active = torch.tensor([True, False] * 100)
+    assert RowSubset(active).idx is not None  # 200 rows, half active: gathered by default
+    try:
+        with row_compaction(None):
+            assert RowSubset(active).idx is None
+            raise KeyError
+    except KeyError:
+        pass
+    assert current_row_compaction() == default
+    meta = RowSubset(active.to("meta"))  # any non-CPU device: no gathering, no device sync
+    assert meta.idx is None and not meta.empty
+    with pytest.raises(ValueError, match="fraction"):
+        with row_compaction(128, 1.5):
+            pass

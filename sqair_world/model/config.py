@@ -92,8 +92,6 @@ class SQAIRConfig:
     vimco_signal: Literal["standard", "code"] = "standard"
     """§8.3: "standard" = Mnih & Rezende's L - cv_j summed over particles (an unbiased IWAE
     gradient); "code" = released log w_j - cv_j with the 1/K of a mean over particles."""
-    thread_where_prior_state: bool = False
-    """§8.4: False = released code (the where-prior context is not updated between slots)."""
     prop_where_full_cov: bool = True
     """§8.5: True = released code (MVN posterior with a global learned Cholesky factor)."""
 
@@ -146,9 +144,22 @@ def replace_checked(cfg: Any, changes: dict[str, Any]) -> Any:
     return dataclasses.replace(cfg, **changes)
 
 
+# Fields that earlier versions wrote and that were removed, with the one value whose behaviour the code keeps:
+# checkpoints holding that value still load; any other value is refused (it asked for behaviour that is gone).
+REMOVED_FIELDS: dict[str, Any] = {"thread_where_prior_state": False}  # §8.4: the code never threaded it
+
+
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a config dataclass from ``to_dict`` output (tuples restored), validating names."""
     names = {f.name: f for f in dataclasses.fields(cls)}
+    for name, kept in REMOVED_FIELDS.items():
+        if name in data and name not in names:
+            if data[name] != kept:
+                raise ValueError(
+                    f"{cls.__name__}.{name}={data[name]!r} is no longer supported (removed; the model always behaves "
+                    f"as {name}={kept!r}); retrain the checkpoint with this version"
+                )
+            data = {k: v for k, v in data.items() if k != name}
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ValueError(f"{cls.__name__} has no field(s) {unknown}; the checkpoint was written by another version?")

@@ -24,9 +24,10 @@ from sqair_world.model.distributions import (
     std_normal_log_prob,
 )
 from sqair_world.model.glimpse import GlimpseEncoder, StepsPredictor, StochasticTransformParam
-from sqair_world.model.nn import MLP, ObjectSubset, RowSubset, VanillaRNNCell, softplus_std
+from sqair_world.model.nn import MLP, VanillaRNNCell, softplus_std
 from sqair_world.model.priors import DiscoveryPrior
 from sqair_world.model.spatial import cap_scale, row_glimpses
+from sqair_world.model.subsets import ObjectSubset, RowSubset
 from sqair_world.model.types import Slots
 
 
@@ -57,7 +58,7 @@ class Discovery(nn.Module):
 
     def condition(self, prop: Slots) -> Tensor:
         """c = sum_i pres_i * MLP([what, where]_i) over the propagated objects: ``[R, N, ...]`` -> ``[R, H]``."""
-        objs = ObjectSubset(prop.pres)  # eager: absent slots are not computed (nn.RowSubset)
+        objs = ObjectSubset(prop.pres)  # eager: absent slots are not computed (model.subsets)
         enc = objs.put(self.latent_encoder(objs.take(torch.cat([prop.what, prop.where], -1))), 0.0)
         return (enc * prop.pres.unsqueeze(-1)).sum(1)
 
@@ -80,7 +81,7 @@ class Discovery(nn.Module):
         :param e: ``[R, 1]`` summary of the propagation prior's presence (reference §3.1)
         :param t_positive: ``[R]`` 1. after the first frame, else 0.
         :param max_allowed: ``[R]`` N - number propagated (the paper's cap) or None (released code)
-        :param steps: run at most this many slot steps (None: N); ``SQAIR._discover`` passes 0 in the compiled
+        :param steps: run at most this many slot steps (None: N); ``speed.compile.skip_full_discovery`` passes 0 in the compiled
             branch where ``max_allowed`` is 0 in every row
         """
         cfg = self.cfg
@@ -99,7 +100,7 @@ class Discovery(nn.Module):
         for j in range(N if steps is None else min(steps, N)):
             # slot j exists in the rows whose chain still runs and, with the paper's cap, where j < N - n_propagated
             active = pres > 0 if max_allowed is None else (pres > 0) & (max_allowed > j)
-            rows = RowSubset(active)  # eager: only those rows are computed (nn.RowSubset)
+            rows = RowSubset(active)  # eager: only those rows are computed (model.subsets)
             if rows.empty:
                 break  # the remaining slots are absent in every row
             take = rows.take

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.distributions import mask_logit, normal_log_prob
-from sqair_world.model.nn import MLP, GRUCell, ObjectSubset, linear, softplus_std
+from sqair_world.model.nn import MLP, GRUCell, linear, softplus_std
+from sqair_world.model.subsets import ObjectSubset
 
 
 class PropPriorOutput(NamedTuple):
@@ -40,7 +41,7 @@ class PropagationPrior(nn.Module):
 
     def forward(self, what: Tensor, where: Tensor, pres: Tensor, h: Tensor) -> PropPriorOutput:
         """``what [R, N, D]``, ``where [R, N, 4]``, ``pres [R, N]``, ``h [R, N, H]`` of frame t-1."""
-        objs = ObjectSubset(pres)  # eager: absent slots are not computed (nn.RowSubset)
+        objs = ObjectSubset(pres)  # eager: absent slots are not computed (model.subsets)
         h_o = self.gru(objs.take(torch.cat([what, where], -1)), objs.take(h))
         h_new = objs.put(h_o, h)  # absent slots keep their state
         out = objs.put(self.head(h_o), 0.0)  # absent: masked below, or weighted by zero presence

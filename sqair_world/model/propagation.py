@@ -32,8 +32,6 @@ from sqair_world.model.glimpse import GlimpseEncoder, StepsPredictor, Stochastic
 from sqair_world.model.nn import (
     MLP,
     GRUCell,
-    ObjectSubset,
-    RowSubset,
     VanillaRNNCell,
     linear,
     linear_blocks,
@@ -41,6 +39,7 @@ from sqair_world.model.nn import (
 )
 from sqair_world.model.priors import PropagationPrior
 from sqair_world.model.spatial import cap_scale, centre_inside, row_glimpses
+from sqair_world.model.subsets import ObjectSubset, RowSubset
 from sqair_world.model.types import Slots
 
 
@@ -108,7 +107,7 @@ class Propagation(nn.Module):
         K = R // image.shape[0]
         # --- batched over the objects of frame t-1, as (row, slot) pairs: everything that depends on t-1 only ---
         D = cfg.n_what
-        objs = ObjectSubset(prev.pres)  # eager: absent slots are not computed (nn.RowSubset)
+        objs = ObjectSubset(prev.pres)  # eager: absent slots are not computed (model.subsets)
         h_o, where_o = objs.take(h_temporal), objs.take(prev.where)  # [R*N or A, ...]
         mask_o = torch.sigmoid(self.glimpse_mask(h_o))  # [A, h*w]
         proposal_where = where_o + cfg.where_bias_scale * self.where_bias(h_o)
@@ -143,7 +142,7 @@ class Propagation(nn.Module):
         )
         for i in range(N):
             # slot i is propagated only in the rows where it was present at t-1; elsewhere it stays absent, keeps its
-            # old values and adds nothing to the weights (eager: only those rows are computed, nn.RowSubset)
+            # old values and adds nothing to the weights (eager: only those rows are computed, model.subsets)
             rows = RowSubset(prev.pres[:, i] > 0)
             if rows.empty:
                 break  # present slots are packed first: the remaining ones are absent in every row

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from sqair_world.model.config import SQAIRConfig, config_from_dict, replace_checked
+from sqair_world.model.protocol import SequenceModel, check_conforms
 
 
 def _sqair(**base: Any) -> tuple[type, Callable[..., nn.Module], dict[str, Any]]:
@@ -56,6 +57,7 @@ def build_model(name: str, **overrides: Any) -> nn.Module:
     """Build model ``name`` (one of :data:`MODEL_NAMES`) with config ``overrides``."""
     _, model_cls, _ = _lookup(name)
     model = model_cls(model_config(name, **overrides))
+    check_conforms(model, SequenceModel)
     model.model_name = name
     return model
 
@@ -64,5 +66,6 @@ def build_model_from_config(name: str, config: dict[str, Any]) -> nn.Module:
     """Rebuild a model from a checkpoint's ``config`` dict."""
     cfg_cls, model_cls, _ = _lookup(name)
     model = model_cls(config_from_dict(cfg_cls, config))
+    check_conforms(model, SequenceModel)
     model.model_name = name
     return model

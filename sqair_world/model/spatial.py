@@ -136,7 +136,7 @@ def row_glimpses(
     :param where: ``[R, ..., 4]`` for every row, or ``[A, ..., 4]`` for the rows listed in ``rows [A]``
     :return: ``[R or A, ..., C, h, w]``
     """
-    if rows is not None:  # a subset: one copy of each listed row's frame (see nn.RowSubset)
+    if rows is not None:  # a subset: one copy of each listed row's frame (see model.subsets)
         if rows.numel() == 0:
             return image.new_zeros(*where.shape[:-1], image.shape[1], *glimpse_hw)
         image = image.index_select(0, rows // K)

@@ -21,13 +21,13 @@ import torch
 from torch import Tensor, nn
 
 from sqair_world.model.config import SQAIRConfig
-from sqair_world.model.discovery import Discovery, DiscoveryOutput
+from sqair_world.model.discovery import Discovery
 from sqair_world.model.distributions import gaussian_image_log_lik, sample_bernoulli
 from sqair_world.model.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
-from sqair_world.model.nn import ObjectSubset
 from sqair_world.model.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
 from sqair_world.model.propagation import Propagation, prior_presence_summary
 from sqair_world.model.spatial import inverse_matrices
+from sqair_world.model.subsets import ObjectSubset
 from sqair_world.model.types import Imagined, SequenceOutput, Slots, StepOutput, TrackState
 
 
@@ -130,7 +130,7 @@ class SQAIR(nn.Module):
         lead, N = z.pres.shape[:-1], z.pres.shape[-1]
         C, H, W = cfg.image_shape
         M = z.pres[..., 0].numel()
-        # eager over enough rows, only the A present objects are decoded and warped (nn.RowSubset); else all M*N
+        # eager over enough rows, only the A present objects are decoded and warped (model.subsets); else all M*N
         objs = ObjectSubset(z.pres.reshape(M, N))
         glimpses = self.glimpse_decoder(objs.take(z.what.reshape(M, N, -1))).float()  # [A, C, h, w]
         by, bx = inverse_matrices(objs.take(z.where.reshape(M, N, 4)), (H, W), cfg.glimpse_size)  # [A, H, h], [A, W, w]
@@ -202,7 +202,7 @@ class SQAIR(nn.Module):
         n_prop = prop_z.pres.sum(-1)
         c = self.discovery.condition(prop_z)
         max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
-        disc = self._discover(seen, feats, c, e, t_pos, max_allowed, sample)
+        disc = self.discovery(seen, feats, c, e, t_pos, max_allowed, sample)
 
         new_state, is_new = self._merge(
             state, prop_z, Slots(disc.what, disc.where, disc.pres, torch.full_like(prop_z.id, -1)), h_temporal, h_prior
@@ -223,25 +223,6 @@ class SQAIR(nn.Module):
             n_prop,
             is_new.sum(-1).to(feats.dtype),
         )
-
-    def _discover(
-        self, seen: Tensor, feats: Tensor, c: Tensor, e: Tensor, t_pos: Tensor, max_allowed: Tensor | None, sample: bool
-    ) -> DiscoveryOutput:
-        """DISC. Without gradients, a frame whose slots propagation has filled in every row needs no discovery step:
-        the cap makes every discovered slot absent, so skipping is exact. For a tracker that is most frames (249
-        of 300 on Pac-Man). Uncompiled, ``Discovery.forward`` skips by itself; compiled, the branch is a
-        ``torch.cond`` (both sides in the graph, no graph break): a full DISC pass is about a quarter of the
-        compiled Pac-Man step (1.40 vs 1.07 ms)."""
-        if max_allowed is None or torch.is_grad_enabled() or not torch.compiler.is_compiling():
-            return self.discovery(seen, feats, c, e, t_pos, max_allowed, sample)
-
-        def run(*args: Tensor) -> tuple[Tensor, ...]:
-            return tuple(self.discovery(*args, sample))
-
-        def skip(*args: Tensor) -> tuple[Tensor, ...]:
-            return tuple(self.discovery(*args, sample, 0))
-
-        return DiscoveryOutput(*torch.cond(max_allowed.any(), run, skip, (seen, feats, c, e, t_pos, max_allowed)))
 
     def _merge(
         self, state: TrackState, prop: Slots, disc: Slots, h_temporal: Tensor, h_prior: Tensor

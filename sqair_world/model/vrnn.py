@@ -125,12 +125,14 @@ class VRNN(nn.Module):
         # like SQAIR's background: the decoder only models the difference to a (trainable) mean frame
         self.mean_image = nn.Parameter(torch.zeros(cfg.image_shape))
 
-    def set_background(self, image: Tensor) -> None:
-        """Initialise the trainable mean image, e.g. to the training-set mean frame ``[C, H, W]``."""
+    def set_background(self, image: Tensor, trainable: bool = True) -> None:
+        """Initialise the mean image, e.g. to the training-set mean frame ``[C, H, W]``; ``trainable=False``
+        freezes it (the same contract as :meth:`SQAIR.set_background`)."""
         if tuple(image.shape) != tuple(self.cfg.image_shape):
             raise ValueError(f"background must have shape {self.cfg.image_shape}, got {tuple(image.shape)}")
         with torch.no_grad():
             self.mean_image.copy_(image)
+        self.mean_image.requires_grad_(trainable)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sqair_world.utils import select_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -24,19 +26,6 @@ class DistInfo:
     def main(self) -> bool:
         """Rank 0 writes checkpoints, logs and the progress bar."""
         return self.rank == 0
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; an explicit CUDA request without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
-    return dev
 
 
 def init_distributed(device_name: str = "auto") -> tuple[DistInfo, torch.device]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import random
 import signal
 import time
 from collections.abc import Callable
@@ -64,8 +63,6 @@ class TrainConfig:
     """Wall-clock budget of this invocation in minutes; the run checkpoints and stops when it is spent."""
     batch_size: int = 32
     """Sequences per optimiser step (over all DDP ranks)."""
-    k_particles: int = 5
-    """K, importance samples per sequence."""
     lr: float | None = None
     """Base learning rate (None: 1e-5 faithful, 3e-4 fast)."""
     curriculum_start: int = 3
@@ -126,7 +123,6 @@ class TrainConfig:
             raise ValueError(f"recipe must be 'auto', 'fast' or 'faithful', got {self.recipe!r}")
         for name in (
             "batch_size",
-            "k_particles",
             "curriculum_start",
             "curriculum_max",
             "num_train_sequences",
@@ -199,20 +195,18 @@ def batch_indices(step: int, n: int, batch: int, seed: int, rank: int = 0, world
 
 
 def rng_state() -> dict[str, Any]:
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(np.frombuffer(np.random.get_state()[1].tobytes(), dtype=np.uint8).copy()),
-        "python": torch.tensor(list(random.getstate()[1]), dtype=torch.int64),
-    }
+    """The random state a run draws from: torch's (the model's sampling noise) and CUDA's. Batch order is a
+    pure function of (seed, step) and nothing draws from numpy's or Python's global generators, so they are
+    not saved."""
+    state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore :func:`rng_state` (checkpoints of earlier versions also hold numpy/Python states: ignored)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", np.frombuffer(state["numpy"].numpy().tobytes(), dtype=np.uint32), 624, 0, 0.0))
-    random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -339,7 +333,7 @@ class Trainer:
         self._set_presence_offset(linear_decay(self.step, self.cfg.presence_warmup, self.cfg.presence_warmup_steps))
         module = self.ddp or self.model
         with mixed_precision(self.device, self.cfg.autocast):
-            out = module(x, k=self.cfg.k_particles, sample=not self.cfg.deterministic)
+            out = module(x, k=self.model.cfg.k_particles, sample=not self.cfg.deterministic)
         if any_rank([not bool(torch.isfinite(out.loss))], self.dist, self.device)[0]:  # all ranks stop together
             where = f" (on some rank; rank {self.dist.rank} has {out.loss.item()})" if self.dist.world > 1 else ""
             raise TrainingDiverged(
@@ -384,7 +378,7 @@ class Trainer:
         last = None
         for s in range(0, n, self.cfg.val_batch_size):
             x = torch.from_numpy(self.val_x[:T, s : s + self.cfg.val_batch_size]).to(self.device).float().div_(255.0)
-            out = self.model(x, k=self.cfg.k_particles)
+            out = self.model(x, k=self.model.cfg.k_particles)
             b = x.shape[1]
             vals = {"iwae": out.iwae.sum().item(), "rec": out.rec.sum().item(), "kl": out.kl.sum().item()}
             if out.count is not None and self.val_counts is not None:
