@@ -81,8 +81,8 @@ class Discovery(nn.Module):
         :param e: ``[R, 1]`` summary of the propagation prior's presence (reference §3.1)
         :param t_positive: ``[R]`` 1. after the first frame, else 0.
         :param max_allowed: ``[R]`` N - number propagated (the paper's cap) or None (released code)
-        :param steps: run at most this many slot steps (None: N); ``speed.compile.skip_full_discovery`` passes 0 in the compiled
-            branch where ``max_allowed`` is 0 in every row
+        :param steps: run at most this many slot steps (None: N); ``speed.compile.skip_full_discovery`` passes 0
+            in the compiled branch where ``max_allowed`` is 0 in every row
         """
         cfg = self.cfg
         R, B = c.shape[0], image.shape[0]
@@ -92,7 +92,9 @@ class Discovery(nn.Module):
         what, where = c.new_zeros(R, D), c.new_zeros(R, 4)
         pres = c.new_ones(R)
         whats, wheres, press = [], [], []
-        q_terms = []  # per computed slot: what log q needs, evaluated once for all slots after the loop
+        # log q of every discovery latent: the stopping chain's Bernoulli terms while it runs (log q of the
+        # "modified geometric" count), plus where and what of the present slots
+        log_q_pres = log_q_cont = c.new_zeros(R)
         # noise for every row and slot, drawn up front: runs that skip rows or slots use the same random numbers
         noise = (
             (*c.new_empty(R, N, 4 + D).normal_().split([4, D], -1), c.new_empty(R, N).uniform_()) if sample else None
@@ -100,13 +102,14 @@ class Discovery(nn.Module):
         for j in range(N if steps is None else min(steps, N)):
             # slot j exists in the rows whose chain still runs and, with the paper's cap, where j < N - n_propagated
             active = pres > 0 if max_allowed is None else (pres > 0) & (max_allowed > j)
-            rows = RowSubset(active)  # eager: only those rows are computed (model.subsets)
+            rows = RowSubset(active)  # every row, or only the active ones (model.subsets)
             if rows.empty:
                 break  # the remaining slots are absent in every row
             take = rows.take
             eps_where, eps_what, u = (None,) * 3 if noise is None else (take(a[:, j]) for a in noise)
             x = torch.cat([take(image_features), take(c), take(what), take(where), take(pres).unsqueeze(-1)], -1)
             h_a = self.rnn(x, take(h))
+            # where ~ q(where | h), then a glimpse there, what ~ q(what | glimpse), pres ~ q(pres | h, what)
             where_loc, raw = self.where_param(h_a)
             where_loc = cap_scale(where_loc, cfg.max_scale)
             where_std = softplus_std(raw, cfg.min_std)
@@ -118,39 +121,22 @@ class Discovery(nn.Module):
             is_on = take(active).to(logit.dtype)
             logit = mask_logit(logit, is_on, cfg.mask_logit)  # a stopped or capped slot is absent
             new_pres = sample_bernoulli(logit, sample, u) * is_on
-            # back to all R rows (if gathered, inactive rows get zero latents, and densities their zero presence masks)
-            q_terms.append(
-                (
-                    pres,
-                    rows.put(logit, -cfg.mask_logit),
-                    rows.put(where_loc, 0.0),
-                    rows.put(where_std, 1.0),
-                    rows.put(what_loc, 0.0),
-                    rows.put(what_std, 1.0),
-                )
+            lq_pres = take(pres) * bernoulli_log_prob(new_pres, logit)
+            lq_cont = new_pres * (
+                normal_log_prob(where_a, where_loc, where_std).sum(-1)
+                + normal_log_prob(what_a, what_loc, what_std).sum(-1)
             )
+            # back to all R rows (if gathered, inactive rows get zero latents and add nothing to log q)
+            log_q_pres, log_q_cont = log_q_pres + rows.put(lq_pres, 0.0), log_q_cont + rows.put(lq_cont, 0.0)
             h, pres = rows.put(h_a, h), rows.put(new_pres, 0.0)
             what, where = rows.put(what_a, 0.0), rows.put(where_a, 0.0)
             whats.append(what), wheres.append(where), press.append(pres)
-        n = len(q_terms)  # slots computed; the skipped ones are absent
+        n = len(whats)  # slots computed; the skipped ones are absent
         what_s = torch.stack(whats + [c.new_zeros(R, D)] * (N - n), 1)
         where_s = torch.stack(wheres + [c.new_zeros(R, 4)] * (N - n), 1)
         pres_s = torch.stack(press + [c.new_zeros(R)] * (N - n), 1)
 
-        # log q(n) of the "modified geometric" count = the stopping chain's Bernoulli terms while still running
-        log_q_pres = log_q_cont = c.new_zeros(R)
-        if n:
-            running, logit, where_loc, where_std, what_loc, what_std = (torch.stack(a, 1) for a in zip(*q_terms))
-            p_n = pres_s[:, :n]
-            log_q_pres = (running * bernoulli_log_prob(p_n, logit)).sum(-1)
-            log_q_cont = (
-                p_n
-                * (
-                    normal_log_prob(where_s[:, :n], where_loc, where_std).sum(-1)
-                    + normal_log_prob(what_s[:, :n], what_loc, what_std).sum(-1)
-                )
-            ).sum(-1)
-
+        # log p^D: the count prior, then the autoregressive where prior and N(0, I) what of the present slots
         n_disc = pres_s.sum(-1).long()  # [R]
         count_lp = self.prior.count_log_probs(e, t_positive, max_allowed).gather(-1, n_disc.unsqueeze(-1)).squeeze(-1)
         log_p = count_lp + (

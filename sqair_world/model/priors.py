@@ -84,7 +84,8 @@ class DiscoveryPrior(nn.Module):
         return logits.log_softmax(-1)
 
     def where_log_prob(self, where: Tensor, c: Tensor, e: Tensor) -> Tensor:
-        """Teacher-forced autoregressive log p(where_j | where_{<j}) for each discovery slot: ``where [R, N, 4]`` -> ``[R, N]``.
+        """Teacher-forced autoregressive log p(where_j | where_{<j}) for each discovery slot: ``where [R, N, 4]``
+        -> ``[R, N]``.
 
         §8.4: the released code never threads the context between slots, so each slot sees the fixed
         context and its predecessor's where; we keep that (it is what the learned shapes fit, and the

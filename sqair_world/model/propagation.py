@@ -4,8 +4,8 @@ propagation prior's terms (§3.2).
 Per object: a proposal glimpse near the old position, a relation RNN across the objects of the
 frame (so objects can explain each other), a where update, a masked glimpse at the new position,
 the temporal GRU, a gated what update and a presence decision. Everything that depends only on
-frame t-1 is batched over the N slots; the relation RNN makes the rest sequential over slots, except the
-log-densities, which are computed once for all slots after the loop.
+frame t-1 is batched over the N slots; the relation RNN makes the rest sequential over slots, and each slot's
+log q and log p are computed beside its samples.
 
 Axes: B batch, K particles, R = B*K rows (row = b*K + k), N slots, D = n_what, H = n_hidden.
 """
@@ -132,8 +132,10 @@ class Propagation(nn.Module):
         h_rel = self.h_relation0.expand(R, H)
         carry = h_temporal.new_zeros(R, cfg.n_what + 4 + 1)  # (what, where, pres) of the previous slot at time t
         unit_tril = self._unit_tril()
-        eye = torch.eye(4, dtype=unit_tril.dtype, device=unit_tril.device)
-        steps = []  # per slot: what the log-densities below need
+        steps = []  # per slot: the new (what, where, pres, temporal state) on all R rows
+        # log q and log p of the propagated latents, slot by slot beside their samples; objects that disappear pay
+        # only the Bernoulli terms (reference §3.3)
+        log_q_pres = log_q_cont = log_p = h_temporal.new_zeros(R)
         # noise for every row and slot, drawn up front: runs that skip rows or slots use the same random numbers
         noise = (
             (*h_rel.new_empty(R, N, 4 + D).normal_().split([4, D], -1), h_rel.new_empty(R, N).uniform_())
@@ -142,7 +144,7 @@ class Propagation(nn.Module):
         )
         for i in range(N):
             # slot i is propagated only in the rows where it was present at t-1; elsewhere it stays absent, keeps its
-            # old values and adds nothing to the weights (eager: only those rows are computed, model.subsets)
+            # old values and adds nothing to the weights (every row, or only those rows: model.subsets)
             rows = RowSubset(prev.pres[:, i] > 0)
             if rows.empty:
                 break  # present slots are packed first: the remaining ones are absent in every row
@@ -174,67 +176,38 @@ class Propagation(nn.Module):
             alive = pres_p * centre_inside(where.detach(), cfg.exit_margin) if cfg.exit_margin > 0 else pres_p
             logit = mask_logit(self.pres_predictor(torch.cat([h_rel_a, h_t, what], -1)), alive, cfg.mask_logit)
             pres = sample_bernoulli(logit, sample, u) * alive
-            # back to all R rows (if gathered, inactive rows keep their old latents and states, densities masked)
-            old_what, old_where = prev.what[:, i], prev.where[:, i]
-            what, where, pres = rows.put(what, old_what), rows.put(where, old_where), rows.put(pres, 0.0)
-            h_rel, carry = rows.put(h_rel_a, h_rel), torch.cat([what, where, pres.unsqueeze(-1)], -1)
-            steps.append(
-                (
-                    what,
-                    where,
-                    pres,
-                    rows.put(h_t_new, h_temporal[:, i]),
-                    rows.put(logit, -cfg.mask_logit),
-                    rows.put(loc, old_where),
-                    rows.put(scale_tril, eye),
-                    rows.put(what_loc, old_what),
-                    rows.put(what_std, 1.0),
-                )
+            # the densities of this slot's samples: q as above, p from the propagation prior of slot i
+            kept = pres_p * pres
+            lq_pres = pres_p * bernoulli_log_prob(pres, logit)
+            lq_cont = kept * (
+                mvn_tril_log_prob(where, loc, scale_tril) + normal_log_prob(what, what_loc, what_std).sum(-1)
             )
+            p_where = normal_log_prob(where, take(prior.where_mu[:, i]), take(prior.where_std[:, i])).sum(-1)
+            p_what = normal_log_prob(what, take(prior.what_mu[:, i]), take(prior.what_std[:, i])).sum(-1)
+            lp = kept * (p_where + p_what) + pres_p * bernoulli_log_prob(pres, take(prior.pres_logit[:, i]))
+            # back to all R rows (if gathered, inactive rows keep their old latents and states and add nothing)
+            log_q_pres, log_q_cont = log_q_pres + rows.put(lq_pres, 0.0), log_q_cont + rows.put(lq_cont, 0.0)
+            log_p = log_p + rows.put(lp, 0.0)
+            what, where = rows.put(what, prev.what[:, i]), rows.put(where, prev.where[:, i])
+            pres, h_rel = rows.put(pres, 0.0), rows.put(h_rel_a, h_rel)
+            carry = torch.cat([what, where, pres.unsqueeze(-1)], -1)
+            steps.append((what, where, pres, rows.put(h_t_new, h_temporal[:, i])))
 
-        # --- batched over the propagated slots again: the log-densities, one call each instead of one per slot ---
-        n = len(steps)  # slots computed; the skipped ones are absent
-        log_q_pres = log_q_cont = log_p_cont = h_temporal.new_zeros(R)
+        n = len(steps)  # slots computed; the skipped ones are absent and keep their old values
         what, where, pres, h_new = prev.what, prev.where, prev.pres, h_temporal
         if n:
-            what_n, where_n, pres_n, h_n, logit, loc, scale_tril, what_loc, what_std = (
-                torch.stack(a, 1) for a in zip(*steps)
+            what, where, pres, h_new = (
+                torch.cat([torch.stack(a, 1), old[:, n:]], 1)
+                for a, old in zip(zip(*steps), (prev.what, prev.where, prev.pres, h_temporal))
             )
-            pres_p = prev.pres[:, :n]
-            kept = pres_p * pres_n
-            log_q_pres = (pres_p * bernoulli_log_prob(pres_n, logit)).sum(-1)
-            log_q_cont = (
-                kept
-                * (mvn_tril_log_prob(where_n, loc, scale_tril) + normal_log_prob(what_n, what_loc, what_std).sum(-1))
-            ).sum(-1)
-            log_p_cont = (
-                kept
-                * (
-                    normal_log_prob(where_n, prior.where_mu[:, :n], prior.where_std[:, :n]).sum(-1)
-                    + normal_log_prob(what_n, prior.what_mu[:, :n], prior.what_std[:, :n]).sum(-1)
-                )
-            ).sum(-1)
-            what, where, pres, h_new = what_n, where_n, pres_n, h_n
-            if n < N:  # skipped absent slots keep their old values
-                what, where = torch.cat([what, prev.what[:, n:]], 1), torch.cat([where, prev.where[:, n:]], 1)
-                pres, h_new = torch.cat([pres, prev.pres[:, n:]], 1), torch.cat([h_new, h_temporal[:, n:]], 1)
-        # objects that disappear pay only the Bernoulli term (reference §3.3)
-        log_p_pres = (prev.pres * bernoulli_log_prob(pres, prior.pres_logit)).sum(-1)
         return PropagationOutput(
-            what,
-            where,
-            pres,
-            h_new,
-            prior.h,
-            prior.pres_logit,
-            log_q_cont + log_q_pres,
-            log_p_cont + log_p_pres,
-            log_q_pres,
+            what, where, pres, h_new, prior.h, prior.pres_logit, log_q_cont + log_q_pres, log_p, log_q_pres
         )
 
 
 def prior_presence_summary(prior_pres_logit: Tensor, n_slots: int) -> Tensor:
-    """e = sum_i (sigmoid(l_i) - 0.5) / N, the discovery prior's view of the propagation prior: ``[R, N]`` -> ``[R, 1]``.
+    """e = sum_i (sigmoid(l_i) - 0.5) / N, the discovery prior's view of the propagation prior: ``[R, N]`` ->
+    ``[R, 1]``.
 
     An absent slot (logit -88) contributes -1/(2N) (reference §3.1).
     """

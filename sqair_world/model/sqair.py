@@ -32,7 +32,8 @@ from sqair_world.model.types import Imagined, SequenceOutput, Slots, StepOutput,
 
 
 def check_frames(x: Tensor, image_shape: tuple[int, int, int], leading: int, what: str = "x") -> None:
-    """Clear errors for frames of the wrong shape, dtype or range (expected ``[*leading, C, H, W]`` floats in [0, 1])."""
+    """Clear errors for frames of the wrong shape, dtype or range (expected ``[*leading, C, H, W]`` floats in
+    [0, 1])."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
     names = {2: "[B, C, H, W]", 3: "[T, B, C, H, W]"}[leading + 1] if leading in (1, 2) else "frames"
@@ -55,8 +56,9 @@ def check_frames(x: Tensor, image_shape: tuple[int, int, int], leading: int, wha
 
 
 class SQAIR(nn.Module):
-    def __init__(self, cfg: SQAIRConfig = SQAIRConfig()) -> None:
+    def __init__(self, cfg: SQAIRConfig | None = None) -> None:
         super().__init__()
+        cfg = cfg if cfg is not None else SQAIRConfig()
         self.cfg = cfg
         image_encoder, glimpse_body, decoder_body = make_backbones(cfg)
         self.image_encoder = image_encoder
@@ -147,7 +149,8 @@ class SQAIR(nn.Module):
     @staticmethod
     def _place(objs: ObjectSubset, by: Tensor, bx: Tensor, glimpses: Tensor) -> Tensor:
         """sum_n B_y,n G_n B_x,n^T per row: the ``glimpses [A, C, h, w]`` written with the inverse warp matrices
-        ``by [A, H, h]`` (presence included) and ``bx [A, W, w]`` of the computed pairs of ``objs`` -> ``[M, C, H, W]``."""
+        ``by [A, H, h]`` (presence included) and ``bx [A, W, w]`` of the computed pairs of ``objs`` ->
+        ``[M, C, H, W]``."""
         C, w, H, W = glimpses.shape[1], glimpses.shape[-1], by.shape[1], bx.shape[1]
         if objs.idx is None:  # every pair: one product [B_y,1 G_1 .. B_y,N G_N] (H x N*w) @ [B_x,1; ..; B_x,N]^T
             N = objs.slots
