@@ -18,12 +18,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
+
+from sqair_world.utils import atomic_write
 
 
 @dataclass(frozen=True)
@@ -109,17 +110,6 @@ class SequenceSet(NamedTuple):
             self.labels[idx],
             self.present[idx],
             self.track_ids[idx],
-        )
-
-    def truncate(self, length: int) -> SequenceSet:
-        """The first ``length`` frames (the curriculum on sequence length)."""
-        if not 1 <= length <= self.frames.shape[0]:
-            raise ValueError(f"length must be in [1, {self.frames.shape[0]}], got {length}")
-        return self.replace(
-            frames=self.frames[:length],
-            boxes=self.boxes[:length],
-            visible_boxes=self.visible_boxes[:length],
-            visible_frac=self.visible_frac[:length],
         )
 
 
@@ -234,7 +224,8 @@ def _trajectories(first: np.ndarray, cfg: MovingMNISTConfig, rng: np.random.Gene
 def _render(
     crops: np.ndarray, positions: np.ndarray, present: np.ndarray, canvas: int, chunk: int = 4096
 ) -> np.ndarray:
-    """Paste crops ``[S, M, n, n]`` at integer top-left ``positions [T, S, M, 2]`` with pixel-wise max -> ``[T, S, H, W]``."""
+    """Paste crops ``[S, M, n, n]`` at integer top-left ``positions [T, S, M, 2]`` with pixel-wise max ->
+    ``[T, S, H, W]``."""
     T, S, M, _ = positions.shape
     n = crops.shape[-1]
     side = canvas + n  # padded canvas: room for a digit whose corner sits at the bound to slide fully out
@@ -372,17 +363,6 @@ def load_moving_mnist(
             path.unlink(missing_ok=True)
     rng = np.random.default_rng([seed, ("train", "eval", "test").index(split)])
     data = make_moving_mnist(images, labels, num_sequences, cfg, rng)
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **data._asdict())  # uncompressed: loads ~3x faster than it generates
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a cache may be shared
-            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    if cache:  # uncompressed: loads ~3x faster than it generates; atomic: readers see the old or the whole new file
+        atomic_write(path, lambda f: np.savez(f, **data._asdict()))
     return data

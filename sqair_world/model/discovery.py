@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from sqair_world.model import probes
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.distributions import (
     bernoulli_log_prob,
@@ -119,6 +120,10 @@ class Discovery(nn.Module):
             what_a = sample_normal(what_loc, what_std, sample, eps_what)
             logit = self.pres_predictor(torch.cat([h_a, what_a], -1)) + self.presence_offset
             is_on = take(active).to(logit.dtype)
+            if probes.active():
+                on = is_on > 0
+                probes.record("disc/pres_prob", torch.sigmoid(logit)[on])
+                probes.record("disc/where_std", where_std[on])
             logit = mask_logit(logit, is_on, cfg.mask_logit)  # a stopped or capped slot is absent
             new_pres = sample_bernoulli(logit, sample, u) * is_on
             lq_pres = take(pres) * bernoulli_log_prob(new_pres, logit)
@@ -142,4 +147,6 @@ class Discovery(nn.Module):
         log_p = count_lp + (
             pres_s * (self.prior.where_log_prob(where_s, c, e) + std_normal_log_prob(what_s).sum(-1))
         ).sum(-1)
+        if probes.active():
+            probes.record("disc/kl", log_q_cont + log_q_pres - log_p)
         return DiscoveryOutput(what_s, where_s, pres_s, log_q_cont + log_q_pres, log_p, log_q_pres)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sqair_world.model import probes
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.distributions import (
     as_float32,
@@ -174,7 +175,13 @@ class Propagation(nn.Module):
             # presence: uses the *old* temporal state (reference §2.4 step 5); an object parked at the border
             # has left the frame and is masked like an absent one (SQAIRConfig.exit_margin)
             alive = pres_p * centre_inside(where.detach(), cfg.exit_margin) if cfg.exit_margin > 0 else pres_p
-            logit = mask_logit(self.pres_predictor(torch.cat([h_rel_a, h_t, what], -1)), alive, cfg.mask_logit)
+            raw_logit = self.pres_predictor(torch.cat([h_rel_a, h_t, what], -1))
+            logit = mask_logit(raw_logit, alive, cfg.mask_logit)
+            if probes.active():
+                on = alive > 0
+                probes.record("prop/pres_prob", torch.sigmoid(raw_logit)[on])
+                probes.record("prop/prior_pres_prob", torch.sigmoid(take(prior.pres_logit[:, i]))[on])
+                probes.record("prop/where_std", std[on])
             pres = sample_bernoulli(logit, sample, u) * alive
             # the densities of this slot's samples: q as above, p from the propagation prior of slot i
             kept = pres_p * pres
@@ -200,6 +207,8 @@ class Propagation(nn.Module):
                 torch.cat([torch.stack(a, 1), old[:, n:]], 1)
                 for a, old in zip(zip(*steps), (prev.what, prev.where, prev.pres, h_temporal))
             )
+        if probes.active():
+            probes.record("prop/kl", log_q_cont + log_q_pres - log_p)
         return PropagationOutput(
             what, where, pres, h_new, prior.h, prior.pres_logit, log_q_cont + log_q_pres, log_p, log_q_pres
         )

@@ -276,7 +276,8 @@ class SQAIR(nn.Module):
         stack = lambda name: torch.stack([getattr(s, name) for s in steps]).view(T, B, K)
         log_lik, log_q, log_p = stack("log_lik"), stack("log_q"), stack("log_p")
         log_w = (log_lik + log_p - log_q).sum(0)  # [B, K]
-        objective = iwae_vimco_loss(log_w, stack("log_q_pres").sum(0), T, self.cfg.vimco_signal)
+        log_q_discrete = stack("log_q_pres").sum(0)
+        objective = iwae_vimco_loss(log_w, log_q_discrete, T, self.cfg.vimco_signal)
         z = Slots(
             *(
                 torch.stack([s.state.z[i] for s in steps]).view(T, B, K, *steps[0].state.z[i].shape[1:])
@@ -297,6 +298,7 @@ class SQAIR(nn.Module):
             latents=z,
             num_prop=stack("num_prop"),
             num_disc=stack("num_disc"),
+            log_q_discrete=log_q_discrete,
         )
 
     def _air_state(self, state: TrackState) -> TrackState:

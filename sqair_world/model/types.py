@@ -73,6 +73,7 @@ class SequenceOutput(NamedTuple):
     latents: Slots | None = None  #: [T, B, K, N, ...] object latents (None for VRNN)
     num_prop: Tensor | None = None  #: [T, B, K] propagated objects per frame
     num_disc: Tensor | None = None  #: [T, B, K] discovered objects per frame
+    log_q_discrete: Tensor | None = None  #: [B, K] sum_t log q of the presences (VIMCO's score term), if any
 
     @property
     def count(self) -> Tensor | None:

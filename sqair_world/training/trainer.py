@@ -19,6 +19,7 @@ we use epochs without replacement (same expectation, every sequence seen once pe
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -32,7 +33,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sqair_world.model.config import config_from_dict
 from sqair_world.speed import (
     accelerate,
     flush_denormals,
@@ -47,6 +47,7 @@ from sqair_world.training.checkpoints import (
     model_payload,
     safe_torch_load,
 )
+from sqair_world.training.diagnostics import CollapseGuard, diagnose
 from sqair_world.training.distributed import any_rank, init_distributed, select_device
 from sqair_world.training.schedules import authors_learning_rate, curriculum_length, linear_decay, warmup_constant
 
@@ -74,9 +75,9 @@ class TrainConfig:
     grad_clip: float | None = None
     """Clip the global gradient norm (None: off faithful, 1000 fast)."""
     num_train_sequences: int = 60000
-    """Training sequences generated (cached) from the training digit pool."""
+    """Training sequences: generated (and cached) from the training digit pool, or collected from the game."""
     num_val_sequences: int = 512
-    """Held-out sequences from the evaluation digit pool used for validation."""
+    """Validation sequences: generated from the evaluation digit pool, or collected from the game."""
     mnist_dir: str | None = None
     """Directory of the MNIST IDX files; None uses the embedded 5,000 digits."""
     data_seed: int = 0
@@ -86,7 +87,7 @@ class TrainConfig:
     device: str = "auto"
     """'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ..."""
     run_dir: str | None = None
-    """Where checkpoints and TensorBoard logs go (None: runs/<experiment>)."""
+    """Where checkpoints and TensorBoard logs go (None: runs/<experiment>, Atari: runs/atari-<game>)."""
     checkpoint_minutes: float = 5.0
     """Write last.pt at least this often (and always on exit)."""
     log_every: int = 20
@@ -104,19 +105,18 @@ class TrainConfig:
     num_threads: int | None = None
     """torch CPU threads (None: torch's default)."""
     presence_warmup: float = 0.0
-    """Offset added to the discovery presence logits at step 0, decaying linearly to 0 over presence_warmup_steps
-    (objects stay on while the decoder learns; without it small sprites' presence collapses to 0 early)."""
+    """Offset on the discovery presence logits at step 0, to 0 linearly (keeps small sprites on while decoding)."""
     presence_warmup_steps: int = 0
-    """Length of that warm-up (0: none)."""
+    """Steps of that warm-up (0: none)."""
     compile: bool = False
-    """torch.compile the per-frame step (1-2 min of compilation at start; 1.4x faster on a 2-core CPU)."""
+    """torch.compile the per-frame step (minutes of compilation at start; docs/training.md "Speed")."""
     fast_matmul: bool = False
-    """float32 matmuls computed in TF32 (CUDA) or bfloat16 (CPU, oneDNN; measured slower than float32 at this
-    model's sizes on a 2-core Xeon, docs/training.md "Speed")."""
+    """float32 matmuls in TF32 (CUDA) or bfloat16 (a CPU with native bfloat16; docs/training.md "Speed")."""
     autocast: bool = False
-    """bfloat16 autocast of the training forward pass: the networks' products run in bfloat16, while samples,
-    log-densities, the canvas and the bound stay float32 (distributions.py, SQAIR.render). Validation runs in
-    float32. docs/training.md "Speed" has the bound check and learning curves."""
+    """bfloat16 networks in the training pass; samples, log-densities, canvas, bound and validation stay float32."""
+    diagnostics_every: int = 0
+    """Steps between gradient diagnostics (per-term gradient norms, presence, where-std, ESS, KL per module;
+    training/diagnostics.py) logged to TensorBoard and diagnostics.jsonl; 0: off. Each costs two extra passes."""
 
     def __post_init__(self) -> None:
         if self.recipe not in ("auto", "fast", "faithful"):
@@ -265,6 +265,7 @@ class Trainer:
         self.writer = None
         self._last_ckpt = time.monotonic()
         self.history: list[dict[str, float]] = []
+        self.collapse_guard = CollapseGuard()
 
     # ----------------------------------------------------------------- checkpoints
     @property
@@ -395,6 +396,23 @@ class Trainer:
             self.on_validate(self, last)
         return stats
 
+    def log_diagnostics(self) -> dict[str, float]:
+        """:func:`~sqair_world.training.diagnostics.diagnose` on the last step's batch, written to TensorBoard
+        (``diag/...``) and appended to ``<run_dir>/diagnostics.jsonl``. The run's random stream is left as it was,
+        so a run with diagnostics trains exactly like one without."""
+        x, _ = self.batch(self.step - 1)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            stats = {"step": self.step, "T": x.shape[0], **diagnose(self.model, x)}
+        if self.writer is not None:
+            for k, v in stats.items():
+                if k != "step":
+                    self.writer.add_scalar(f"diag/{k}", v, self.step)
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / "diagnostics.jsonl", "a") as f:
+                f.write(json.dumps(stats) + "\n")
+        return stats
+
     # ----------------------------------------------------------------- the loop
     def fit(self) -> dict[str, float]:
         from tqdm.auto import tqdm
@@ -425,9 +443,13 @@ class Trainer:
                 if "count" in stats:
                     post["count"] = f"{stats['count']:.2f}"
                 bar.set_postfix(post, refresh=False)
+                if "num_prop" in stats and self.collapse_guard.update(self.step, stats["num_prop"]):
+                    bar.write(f"step {self.step}: propagation has collapsed (see the warning above)")
                 if self.writer is not None and self.step % cfg.log_every == 0:
                     for k, v in stats.items():
                         self.writer.add_scalar(f"train/{k}", v, self.step)
+                if cfg.diagnostics_every and self.step % cfg.diagnostics_every == 0:
+                    self.log_diagnostics()
                 if self.step % cfg.val_every == 0:
                     val = self.validate()
                     self.history.append({"step": self.step, **val})
@@ -451,10 +473,6 @@ class Trainer:
 
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def training_config_from_checkpoint(data: dict[str, Any]) -> TrainConfig:
-    return config_from_dict(TrainConfig, data["extra"]["train_config"])
 
 
 __all__ = [

@@ -1,0 +1,75 @@
+"""Reproduce and instrument the propagation collapse of MLP-SQAIR on moving MNIST (issue 21).
+
+    python scripts/stability_study.py --run-dir runs/stability/seed0 --seed 0 --max-minutes 45 [--lr 3e-4]
+
+Trains the default experiment with the fast recipe on one thread, with gradient diagnostics every
+``--diagnostics-every`` steps (``<run-dir>/diagnostics.jsonl``, see sqair_world/training/diagnostics.py) and the
+validation history in ``<run-dir>/history.jsonl``. Resumable: run the same command again to continue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sqair_world.data import MovingMNISTConfig, load_moving_mnist
+from sqair_world.model import build_model
+from sqair_world.training.trainer import TrainConfig, Trainer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, default=45)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--curriculum-every", type=int, default=None)
+    p.add_argument("--diagnostics-every", type=int, default=50)
+    p.add_argument("--model-set", action="append", default=[], help="FIELD=VALUE (python literal)")
+    args = p.parse_args()
+    import ast
+
+    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.model_set)}
+    cfg = TrainConfig(
+        recipe="fast",
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        run_dir=args.run_dir,
+        num_threads=1,
+        diagnostics_every=args.diagnostics_every,
+        lr=args.lr,
+        curriculum_every=args.curriculum_every,
+        num_val_sequences=256,
+        progress=False,
+    )
+    data_cfg = MovingMNISTConfig(seq_len=cfg.curriculum_max)
+    train = load_moving_mnist("train", cfg.num_train_sequences, cfg.data_seed, None, data_cfg)
+    val = load_moving_mnist("eval", cfg.num_val_sequences, cfg.data_seed, None, data_cfg)
+    model = build_model("mlp-sqair", **overrides)
+    frames = train.frames[:, :, None]
+    mean = frames[:, ::30].reshape(-1, *frames.shape[2:]).mean(0, dtype=np.float64).astype(np.float32) / 255
+    model.set_background(torch.as_tensor(mean))
+    trainer = Trainer(model, frames, val.frames[:, :, None], cfg, experiment="stability", val_counts=val.num_digits)
+    if trainer.checkpoint_path.is_file():
+        trainer.load(trainer.checkpoint_path)
+    history = Path(args.run_dir) / "history.jsonl"
+    seen = len(trainer.history)
+    original = trainer.validate
+
+    def validate_and_log() -> dict[str, float]:
+        val_stats = original()
+        with open(history, "a") as f:
+            f.write(json.dumps({"step": trainer.step, "T": trainer.seq_len(trainer.step), **val_stats}) + "\n")
+        return val_stats
+
+    trainer.validate = validate_and_log
+    trainer.fit()
+    print(f"stopped at step {trainer.step} ({len(trainer.history) - seen} validations)")
+
+
+if __name__ == "__main__":
+    main()
