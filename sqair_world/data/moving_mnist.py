@@ -24,6 +24,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from sqair_world.data.mnist import load_embedded_mnist, load_mnist_idx
 from sqair_world.utils import atomic_write
 
 
@@ -304,8 +305,6 @@ def default_cache_dir() -> Path:
 
 
 def _digits(split: str, mnist_dir: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray, str]:
-    from sqair_world.data.mnist import load_embedded_mnist, load_mnist_idx
-
     if mnist_dir is None:
         if split == "test":
             raise ValueError("the embedded digits have no 'test' split; use 'train' or 'eval', or pass mnist_dir")

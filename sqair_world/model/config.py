@@ -8,6 +8,7 @@ baselines (CONV-SQAIR, MLP-AIR) are the same dataclass with other field values, 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -133,8 +134,6 @@ class SQAIRConfig:
 
 def replace_checked(cfg: Any, changes: dict[str, Any]) -> Any:
     """``dataclasses.replace`` that names unknown fields and suggests close ones."""
-    import difflib
-
     names = {f.name for f in dataclasses.fields(cfg)}
     unknown = [k for k in changes if k not in names]
     if unknown:

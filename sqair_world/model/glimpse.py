@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from sqair_world.model.config import SQAIRConfig
+from sqair_world.model.conv import conv_sqair_blocks
 from sqair_world.model.nn import MLP, linear, softplus_std
 
 
@@ -19,8 +20,6 @@ def make_backbones(cfg: SQAIRConfig) -> tuple[nn.Module, nn.Module, nn.Module]:
     c, h, w = cfg.image_shape
     gh, gw = cfg.glimpse_size
     if cfg.encoder == "conv":
-        from sqair_world.model.conv import conv_sqair_blocks
-
         return conv_sqair_blocks(cfg.image_shape, cfg.glimpse_size, cfg.n_hidden, cfg.n_what, cfg.conv_channels)
     hid = [cfg.n_hidden, cfg.n_hidden]
     return (

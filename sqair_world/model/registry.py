@@ -6,6 +6,7 @@ propagation off, and the VRNNs are a separate sequential VAE with the same objec
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import Any
 
@@ -13,17 +14,15 @@ from torch import nn
 
 from sqair_world.model.config import SQAIRConfig, config_from_dict, replace_checked
 from sqair_world.model.protocol import SequenceModel, check_conforms
+from sqair_world.model.sqair import SQAIR
+from sqair_world.model.vrnn import VRNN, VRNNConfig
 
 
 def _sqair(**base: Any) -> tuple[type, Callable[..., nn.Module], dict[str, Any]]:
-    from sqair_world.model.sqair import SQAIR
-
     return SQAIRConfig, SQAIR, base
 
 
 def _vrnn(**base: Any) -> tuple[type, Callable[..., nn.Module], dict[str, Any]]:
-    from sqair_world.model.vrnn import VRNN, VRNNConfig
-
     return VRNNConfig, VRNN, base
 
 
@@ -39,8 +38,6 @@ MODEL_NAMES: tuple[str, ...] = tuple(_MODELS)
 
 def _lookup(name: str):
     if name not in _MODELS:
-        import difflib
-
         close = difflib.get_close_matches(name, MODEL_NAMES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"Unknown model {name!r}; choose one of {list(MODEL_NAMES)}.{hint}")
