@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sqair_world.data import load_embedded_mnist, make_moving_mnist
 from sqair_world.model.registry import MODEL_NAMES, build_model
 from sqair_world.model.subsets import DENSE, RowCompaction, row_compaction
 from sqair_world.speed import (
@@ -47,6 +48,7 @@ from sqair_world.speed import (
     reduced_precision_matmul,
 )
 from sqair_world.training.checkpoints import load_model
+from sqair_world.utils import frames_to_input
 
 MODES = ("eager", "eager-dense", "autocast", "compile", "compile-autocast", "compile-bf16")
 BF16_MODES = ("autocast", "compile-autocast", "compile-bf16")  # need native bfloat16 on the CPU
@@ -56,16 +58,19 @@ TRAINED = Path(__file__).resolve().parents[1] / "sqair_world" / "checkpoints" / 
 PYRO_AIR_SECONDS = 0.13  # Pyro's examples/air at batch 64, 3 steps, on these machines (issue #5)
 
 
-def matmul_gflops(n: int = 2048, reps: int = 5, rounds: int = 3) -> float:
-    """fp32 ``torch.mm`` throughput: the best of ``rounds`` timings of ``reps`` products."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(n: int = 2048, reps: int = 5, rounds: int = 3, device: str = "cpu") -> float:
+    """fp32 ``torch.mm`` throughput on ``device``: the best of ``rounds`` timings of ``reps`` products."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
     for _ in range(2):
         a @ b
+    sync()
     best = 0.0
     for _ in range(rounds):
         t0 = time.perf_counter()
         for _ in range(reps):
             a @ b
+        sync()
         best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9)
     return best
 
@@ -76,19 +81,19 @@ def train_iteration(model, opt, x, k, autocast=False):
     opt.zero_grad(set_to_none=True)
     out.loss.backward()
     opt.step()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()  # time the work, not its launch
 
 
 def moving_mnist_batch(T: int, B: int) -> torch.Tensor:
     """``[T, B, 1, 50, 50]`` moving-MNIST frames made from the embedded test digits (seeded)."""
     from sqair_world.data import load_embedded_mnist, make_moving_mnist
-    from sqair_world.data.torch_data import to_tensor
-
     images, labels = load_embedded_mnist("eval")
-    return to_tensor(make_moving_mnist(images, labels, B, seed=1).frames[:T])
+    return frames_to_input(make_moving_mnist(images, labels, B, seed=1).frames[:T]).unsqueeze(2)
 
 
 def time_training(
-    name: str, T: int, B: int, K: int, iters: int, mode: str = "eager", workload: str = "init"
+    name: str, T: int, B: int, K: int, iters: int, mode: str = "eager", workload: str = "init", device: str = "cpu"
 ) -> tuple[float, float]:
     """Median seconds of ``iters`` training iterations (after a warm-up, and compilation) and GFLOP per iteration."""
     torch.manual_seed(0)
@@ -103,6 +108,7 @@ def time_training(
             else:
                 model = build_model(name)
                 x = torch.rand(T, B, *model.cfg.image_shape)
+            model, x = model.to(device), x.to(device)
             opt = torch.optim.Adam(model.parameters(), 1e-5)
             fc = FlopCounterMode(display=False)
             with fc:
@@ -128,24 +134,26 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    p.add_argument("--device", default="cpu", help="cpu or cuda; figures on CUDA get a _cuda suffix")
     args = p.parse_args()
+    on_cuda = args.device.startswith("cuda")
     torch.set_num_threads(args.threads)
     flush_denormals()
-    gflops = matmul_gflops()
+    gflops = matmul_gflops(device=args.device)
     results = []  # (key, mode, seconds, GFLOP), rated once the matmul throughput is measured again at the end
     for name in args.models:
         for workload in args.workloads:
             if workload == "trained" and name != "mlp-sqair":
                 continue  # the only model with a shipped moving-MNIST checkpoint
-            key = name.replace("-", "_") + ("_trained" if workload == "trained" else "")
+            key = name.replace("-", "_") + ("_trained" if workload == "trained" else "") + ("_cuda" if on_cuda else "")
             for mode in args.modes:
-                if mode in BF16_MODES and not cpu_has_native_bf16():
+                if mode in BF16_MODES and not on_cuda and not cpu_has_native_bf16():
                     print(f"# mode {mode} skipped: this CPU has no native bfloat16 (speed.cpu_has_native_bf16)")
                     continue
-                sec, flops = time_training(name, 10, 32, 5, args.iters, mode, workload)
+                sec, flops = time_training(name, 10, 32, 5, args.iters, mode, workload, args.device)
                 results.append((key, mode, sec, flops))
                 print(f"BENCH {key}_train_iter_seconds_{mode.replace('-', '_')} {sec:.3f} s", flush=True)
-    gflops = max(gflops, matmul_gflops())
+    gflops = max(gflops, matmul_gflops(device=args.device))
     print(f"BENCH fp32_matmul_gflops {gflops:.1f} GFLOP/s")
     for key in dict.fromkeys(r[0] for r in results):
         rows = [r for r in results if r[0] == key]

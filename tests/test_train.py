@@ -1,8 +1,7 @@
-"""Training loop: schedules, optimiser, exact resume, atomic checkpoints, NaN stop, CLI smoke test, DDP."""
+"""Training loop: schedules, optimiser, exact resume, atomic checkpoints, NaN stop, DDP; the pretrain command's
+--output, --resume and --init-from (its parsing and every experiment's one step: test_cli.py)."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch.multiprocessing as mp
 
 from sqair_world.model.registry import build_model
 from sqair_world.speed import reduced_precision_matmul
-from sqair_world.training.checkpoints import CheckpointError, load_model
+from sqair_world.training.checkpoints import CheckpointError, load_model, safe_torch_load
 from sqair_world.training.schedules import (
     authors_learning_rate,
     curriculum_length,
@@ -21,7 +20,9 @@ from sqair_world.training.schedules import (
 )
 from sqair_world.training.trainer import TrainConfig, Trainer, TrainingDiverged, batch_indices, tf_rmsprop
 
-TINY_MODEL = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=4, n_hidden=16, n_hidden_small=8, max_objects=2)
+TINY_MODEL = dict(
+    image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=4, n_hidden=16, n_hidden_small=8, max_objects=2, k_particles=2
+)
 
 
 def _data(S=24, T=4, seed=0):
@@ -35,7 +36,6 @@ def _trainer(tmp_path, steps, **kw):
     cfg = TrainConfig(
         steps=steps,
         batch_size=4,
-        k_particles=2,
         curriculum_every=2,
         curriculum_max=4,
         run_dir=str(tmp_path),
@@ -142,52 +142,24 @@ def test_resume_rejects_a_mismatched_model(tmp_path):
         tr2.load(tmp_path / "last.pt")
 
 
-def test_pretrain_cli_smoke_and_resume(tmp_path):
-    env = {**os.environ, "SQAIR_WORLD_CACHE": str(tmp_path / "cache")}
+def test_pretrain_output_and_resume(tmp_path, monkeypatch, capsys):
+    from sqair_world.pretrain import main
+
+    monkeypatch.setenv("SQAIR_WORLD_CACHE", str(tmp_path / "cache"))
     base = [
-        sys.executable,
-        "-m",
-        "sqair_world.pretrain",
         "mnist-mlp-sqair",
-        "--num-train-sequences",
-        "16",
-        "--num-val-sequences",
-        "4",
-        "--batch-size",
-        "4",
-        "--k-particles",
-        "2",
-        "--curriculum-max",
-        "3",
-        "--val-every",
-        "2",
-        "--run-dir",
-        str(tmp_path / "run"),
-        "--progress",
-        "false",
-        "--model-set",
-        "n_hidden=16",
-        "--model-set",
-        "n_what=4",
-        "--model-set",
-        "glimpse_size=(8, 8)",
+        *("--num-train-sequences", "16", "--num-val-sequences", "4", "--batch-size", "4", "--curriculum-max", "3"),
+        *("--val-every", "2", "--run-dir", str(tmp_path / "run"), "--no-progress", "--model.k-particles", "2"),
+        *("--model.n-hidden", "16", "--model.n-what", "4", "--model.glimpse-size", "8", "8"),
     ]
-    out = subprocess.run(
-        base + ["--steps", "2", "--output", str(tmp_path / "m.pt")], capture_output=True, text=True, env=env
-    )
-    assert out.returncode == 0, out.stderr
-    assert load_model(tmp_path / "m.pt").cfg.n_what == 4
-    out = subprocess.run(base + ["--steps", "3", "--resume"], capture_output=True, text=True, env=env)
-    assert out.returncode == 0 and "resumed" in out.stderr and "step 3" in out.stderr, out.stderr
-    helptext = subprocess.run(
-        [sys.executable, "-m", "sqair_world.pretrain", "--help"], capture_output=True, text=True
-    ).stdout
-    for name in ("mnist-mlp-sqair", "mnist-conv-sqair", "mnist-mlp-air", "mnist-mlp-vrnn", "mnist-conv-vrnn", "--lr"):
-        assert name in helptext
-    bad = subprocess.run(
-        [sys.executable, "-m", "sqair_world.pretrain", "mnist-mlp-sqiar"], capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "Did you mean 'mnist-mlp-sqair'" in bad.stderr
+    assert main([*base, "--steps", "2", "--output", str(tmp_path / "m.pt")]) == 0
+    model = load_model(tmp_path / "m.pt")
+    assert model.cfg.n_what == 4 and model.cfg.k_particles == 2 and model.checkpoint_extra["step"] == 2
+    assert safe_torch_load(tmp_path / "m.pt")["state_dict"]["mean_image"].dtype == torch.float32  # no --half
+    capsys.readouterr()
+    assert main([*base, "--steps", "3", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"resumed {tmp_path / 'run' / 'last.pt'} at step 2" in err and "(step 3)" in err, err
 
 
 def _ddp_worker(rank, world, port, out_dir):
@@ -200,7 +172,6 @@ def _ddp_worker(rank, world, port, out_dir):
     cfg = TrainConfig(
         steps=2,
         batch_size=4,
-        k_particles=2,
         curriculum_max=3,
         run_dir=out_dir,
         tensorboard=False,
@@ -229,7 +200,6 @@ def test_ddp_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path
     cfg = TrainConfig(
         steps=2,
         batch_size=4,
-        k_particles=2,
         curriculum_max=3,
         run_dir=str(tmp_path / "single"),
         tensorboard=False,
@@ -247,62 +217,25 @@ def test_ddp_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path
         torch.testing.assert_close(r0[k], v, atol=2e-5, rtol=1e-4, msg=f"DDP != single process in {k}")
 
 
-def test_pretrain_atari_smoke(tmp_path):
+def test_pretrain_atari_output_half_and_init_from(tmp_path, capsys):
+    from sqair_world.pretrain import main
+
     args = [
-        sys.executable,
-        "-m",
-        "sqair_world.pretrain",
-        "atari",
-        "--env",
-        "ALE/Pacman-v5",
-        "--steps",
-        "2",
-        "--num-train-sequences",
-        "4",
-        "--num-val-sequences",
-        "2",
-        "--batch-size",
-        "2",
-        "--k-particles",
-        "2",
-        "--curriculum-max",
-        "3",
-        "--val-every",
-        "2",
-        "--progress",
-        "false",
-        "--model-set",
-        "n_hidden=16",
-        "--model-set",
-        "n_what=4",
+        *("atari", "--env", "ALE/Pacman-v5", "--steps", "2", "--num-train-sequences", "4", "--num-val-sequences", "2"),
+        *("--batch-size", "2", "--curriculum-max", "3", "--val-every", "2", "--no-progress", "--no-tensorboard"),
+        *("--model.n-hidden", "16", "--model.n-what", "4", "--model.k-particles", "2"),
     ]
-    out = subprocess.run(
-        args + ["--run-dir", str(tmp_path / "run"), "--output", str(tmp_path / "pac.pt"), "--half"],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
+    assert main([*args, "--run-dir", str(tmp_path / "run"), "--output", str(tmp_path / "pac.pt"), "--half"]) == 0
     model = load_model(tmp_path / "pac.pt")
     assert model.cfg.image_shape == (3, 84, 84) and model.cfg.max_objects == 6
     assert model.checkpoint_extra["env_id"] == "ALE/Pacman-v5"
+    assert safe_torch_load(tmp_path / "pac.pt")["state_dict"]["mean_image"].dtype == torch.float16  # --half
     assert 0.2 < model.mean_image.mean().item() < 0.8  # the maze background, not zeros
+    capsys.readouterr()
     # fine-tuning: a new run from those weights with a config that keeps the parameter shapes
-    out = subprocess.run(
-        args
-        + [
-            "--init-from",
-            str(tmp_path / "pac.pt"),
-            "--model-set",
-            "exit_margin=0.05",
-            "--run-dir",
-            str(tmp_path / "tune"),
-            "--output",
-            str(tmp_path / "tuned.pt"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0 and "initialised from" in out.stderr, out.stderr
+    tune = ["--init-from", str(tmp_path / "pac.pt"), "--model.exit-margin", "0.05", "--run-dir", str(tmp_path / "tune")]
+    assert main([*args, *tune, "--output", str(tmp_path / "tuned.pt")]) == 0
+    assert f"initialised from {tmp_path / 'pac.pt'}" in capsys.readouterr().err
     tuned = load_model(tmp_path / "tuned.pt")
     assert tuned.cfg.exit_margin == 0.05 and tuned.checkpoint_extra["step"] == 2
 
@@ -312,7 +245,7 @@ def test_init_from_rejects_other_parameter_shapes(tmp_path, capsys):
     from sqair_world.training.checkpoints import save_model
 
     save_model(tmp_path / "small.pt", build_model("mlp-sqair", **TINY_MODEL))
-    assert main(["--init-from", str(tmp_path / "small.pt"), "--model-set", "n_hidden=16"]) == 2
+    assert main(["--init-from", str(tmp_path / "small.pt"), "--model.n-hidden", "16"]) == 2
     assert "do not fit this model's config" in capsys.readouterr().err
     assert main(["--init-from", str(tmp_path / "small.pt"), "--resume"]) == 2
     assert "give only one of them" in capsys.readouterr().err
@@ -340,10 +273,8 @@ def test_resume_from_corrupt_or_weights_only_files_fails_clearly(tmp_path, capsy
             "2",
             "--steps",
             "1",
-            "--tensorboard",
-            "false",
-            "--progress",
-            "false",
+            "--no-tensorboard",
+            "--no-progress",
             "--run-dir",
             str(tmp_path / "run"),
             "--resume",

@@ -1,16 +1,21 @@
 """Train an SB3 PPO agent on SQAIR slot observations.
 
     python -m sqair_world.agents.train_ppo --env SQAIR-Wrapped/Pacman --timesteps 100000 --n-envs 8
+    sqair-train-ppo --env SQAIR-Wrapped/MovingMNIST --timesteps 2000 --n-envs 4
 
 The envs run batched through :class:`~sqair_world.agents.vec_env.SQAIRVecEnv` (one SQAIR call per step
 for all envs); the policy is ``MultiInputPolicy`` with :class:`SlotExtractor`. ``--checkpoint`` picks
-the SQAIR model (default: the one shipped for the game).
+the SQAIR model (default: the one shipped for the game). The command line is generated (tyro) from
+:class:`PPOArgs`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import tyro
 
 
 def make_agent(
@@ -57,21 +62,37 @@ def make_agent(
     return agent, venv
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m sqair_world.agents.train_ppo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--env", default="SQAIR-Wrapped/Pacman")
-    p.add_argument("--timesteps", type=int, default=100_000)
-    p.add_argument("--n-envs", type=int, default=8)
-    p.add_argument("--n-steps", type=int, default=128, help="PPO rollout length per env")
-    p.add_argument("--checkpoint", default=None, help="SQAIR checkpoint (default: the shipped one)")
-    p.add_argument("--device", default="auto", help="device of the SQAIR model")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", default=None, help="where to save the agent (.zip)")
-    args = p.parse_args(argv)
+@dataclass(frozen=True)
+class PPOArgs:
+    """Train an SB3 PPO agent on SQAIR slot observations (MultiInputPolicy with SlotExtractor)."""
+
+    env: str = "SQAIR-Wrapped/Pacman"
+    """SQAIR-wrapped Gymnasium id: SQAIR-Wrapped/Pacman, SQAIR-Wrapped/MsPacman or SQAIR-Wrapped/MovingMNIST."""
+    timesteps: int = 100_000
+    """Environment steps to train for, over all envs."""
+    n_envs: int = 8
+    """Envs run as one batch through SQAIR."""
+    n_steps: int = 128
+    """PPO rollout length per env."""
+    checkpoint: str | None = None
+    """SQAIR checkpoint (None: the one shipped for the game)."""
+    device: str = "auto"
+    """Device of the SQAIR model ('auto', 'cpu', 'cuda', ...); the policy trains on the CPU."""
+    seed: int = 0
+    """Seed of the envs and of PPO."""
+    save: str | None = None
+    """Where to save the agent (.zip)."""
+
+    def __post_init__(self) -> None:
+        for name in ("timesteps", "n_envs", "n_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (0 done, 2 bad env id or checkpoint). ``--help`` exits with status
+    0, options tyro rejects with status 2 and its message."""
+    args = tyro.cli(PPOArgs, args=argv, prog="python -m sqair_world.agents.train_ppo")
     try:
         agent, _ = make_agent(args.env, args.n_envs, args.checkpoint, args.device, args.seed, args.n_steps, verbose=1)
     except (ValueError, FileNotFoundError) as err:

@@ -1,26 +1,43 @@
 """Named experiments: a model from the registry, its data, and training overrides.
 
-``python -m sqair_world.pretrain --help`` lists them; every field can be overridden on the command line.
+``python -m sqair_world.pretrain --help`` lists them; every field of their model and training configs can be
+overridden on the command line.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from sqair_world.data import MovingMNISTConfig, load_moving_mnist
+from sqair_world.model import registry
+from sqair_world.training.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
 class Experiment:
+    """A model of the registry, its data and the overrides of its model and training configs."""
+
     name: str
     model: str
     """Registry name (sqair_world.model.registry.MODEL_NAMES)."""
-    data: str
-    """'moving-mnist' or 'atari'."""
+    data: Literal["moving-mnist", "atari"]
     description: str
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    """Changes to the registry model's config; K, the importance samples per sequence, is its ``k_particles``."""
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    """Changes to :class:`~sqair_world.training.trainer.TrainConfig`."""
+
+    def model_config(self) -> Any:
+        """The model's config (SQAIRConfig or VRNNConfig) with this experiment's overrides."""
+        return registry.model_config(self.model, **self.model_overrides)
+
+    def train_config(self) -> TrainConfig:
+        """The training config with this experiment's overrides."""
+        return TrainConfig(**self.train_overrides)
 
 
 # Atari (issue #7): 84x84 colour frames, up to 6 objects (player, 4 ghosts, fruit), sprites of about
@@ -46,6 +63,7 @@ ATARI_MODEL = dict(
     output_scale=0.05,
     transform_var_bias=-1.0,
     exit_margin=0.02,
+    k_particles=3,
 )
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -70,7 +88,6 @@ EXPERIMENTS: dict[str, Experiment] = {
             ATARI_MODEL,
             dict(
                 batch_size=16,
-                k_particles=3,
                 curriculum_start=3,
                 curriculum_max=8,
                 num_train_sequences=600,
@@ -85,8 +102,6 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 def get_experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
-        import difflib
-
         close = difflib.get_close_matches(name, list(EXPERIMENTS), n=1)
         raise ValueError(
             f"unknown experiment {name!r}; choose one of {list(EXPERIMENTS)}"
@@ -97,20 +112,10 @@ def get_experiment(name: str) -> Experiment:
 
 def moving_mnist_arrays(num_train: int, num_val: int, seed: int, mnist_dir: str | None, seq_len: int = 10):
     """uint8 ``[T, S, 1, 50, 50]`` train/val frames and the validation counts (the authors' convention)."""
-    from sqair_world.data import MovingMNISTConfig, load_moving_mnist
-
     cfg = MovingMNISTConfig(seq_len=seq_len)
     train = load_moving_mnist("train", num_train, seed, mnist_dir, cfg)
     val = load_moving_mnist("eval", num_val, seed, mnist_dir, cfg)
     return train.frames[:, :, None], val.frames[:, :, None], val.num_digits
-
-
-def atari_arrays(env_id: str, num_train: int, num_val: int, seed: int, seq_len: int = 8):
-    """uint8 ``[T, S, 3, 84, 84]`` sequences collected from the game by a random policy, and the background."""
-    from sqair_world.envs.atari import background, collect_sequences
-
-    frames = collect_sequences(env_id, num_train + num_val, seq_len, seed)
-    return frames[:, :num_train], frames[:, num_train:], None, background(frames)
 
 
 def mean_frame(frames: np.ndarray) -> np.ndarray:
