@@ -87,7 +87,6 @@ def train_iteration(model, opt, x, k, autocast=False):
 
 def moving_mnist_batch(T: int, B: int) -> torch.Tensor:
     """``[T, B, 1, 50, 50]`` moving-MNIST frames made from the embedded test digits (seeded)."""
-    from sqair_world.data import load_embedded_mnist, make_moving_mnist
     images, labels = load_embedded_mnist("eval")
     return frames_to_input(make_moving_mnist(images, labels, B, seed=1).frames[:T]).unsqueeze(2)
 
@@ -164,12 +163,12 @@ def main() -> None:
         _, mode, sec, flops = min(rows, key=lambda r: r[2])
         print(f"BENCH {key}_train_iter_seconds {sec:.3f} s")
         print(f"BENCH {key}_train_iter_floor_ratio {sec / (flops / gflops):.2f}")
-    if "mlp-air" in args.models:
+    if "mlp-air" in args.models and not on_cuda:
         sec, flops = time_training("mlp-air", 1, 64, 1, args.iters)
         print(f"BENCH mlp_air_batch64_3steps_seconds {sec:.4f} s")
         print(f"BENCH mlp_air_batch64_3steps_floor_ratio {sec / (flops / gflops):.2f}")
         print(f"BENCH mlp_air_vs_pyro_air_speedup {PYRO_AIR_SECONDS / sec:.2f} x")
-    if "mlp-sqair" in args.models:
+    if "mlp-sqair" in args.models and not on_cuda:
         model = build_model("mlp-sqair").eval()
         frame = torch.rand(1, 1, 50, 50)
         state = model.online_step(None, frame).state
