@@ -22,7 +22,9 @@ import dataclasses
 import json
 import math
 import os
+import platform
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -413,6 +415,19 @@ class Trainer:
                 f.write(json.dumps(stats) + "\n")
         return stats
 
+    def describe(self) -> str:
+        """One line on how this run computes: device (CPU model), recipe, precision, compilation, threads."""
+        dev = self.device
+        where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
+        precision = "bfloat16 autocast" if self.cfg.autocast else "float32"
+        if self.cfg.fast_matmul:
+            precision += " (matmuls in " + ("TF32)" if dev.type == "cuda" else "bfloat16)")
+        threads = f", {torch.get_num_threads()} threads" if dev.type == "cpu" else ""
+        return (
+            f"{dev.type} ({where}), recipe {self.cfg.recipe}, {precision}, "
+            f"{'compiled' if self.cfg.compile else 'eager'}{threads}"
+        )
+
     # ----------------------------------------------------------------- the loop
     def fit(self) -> dict[str, float]:
         from tqdm.auto import tqdm
@@ -424,6 +439,8 @@ class Trainer:
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
         deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
         total = cfg.steps if cfg.steps < 10**9 else None
+        if self.dist.main and cfg.progress:
+            print(f"{self.experiment}: {self.describe()}", file=sys.stderr)
         bar = tqdm(
             total=total,
             initial=self.step,
@@ -469,6 +486,17 @@ class Trainer:
         if self.writer is not None:
             self.writer.flush()
         return stats
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def _raise_keyboard_interrupt(signum, frame):
