@@ -28,7 +28,7 @@ from torch import Tensor
 @dataclass(frozen=True)
 class RowCompaction:
     """When :class:`RowSubset` gathers: steps over at least ``min_rows`` rows (None: never) with at most a fraction
-    ``max_active`` of them active (docs/training.md, "Speed", has the measurements behind the defaults)."""
+    ``max_active`` of them active (docs/benchmarks.md has the measurements behind the defaults)."""
 
     min_rows: int | None = 128
     max_active: float = 0.8

@@ -8,7 +8,7 @@
 - :func:`mixed_precision`: bfloat16 autocast; the model keeps samples, log-densities, the canvas and the
   likelihood in float32 (the distribution functions promote their inputs, ``SQAIR.render`` leaves autocast).
 
-docs/training.md ("Speed") has the measurements and learning curves.
+docs/benchmarks.md has the measurements, docs/moving_mnist.md ("Reduced precision") the learning curves.
 """
 
 from __future__ import annotations

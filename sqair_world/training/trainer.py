@@ -238,9 +238,9 @@ class Trainer:
             torch.set_num_threads(self.cfg.num_threads)
         flush_denormals()  # masked presence logits make denormals that slow MKL's matmuls (speed.py)
         if self.cfg.autocast:
-            require_native_bf16(self.device, "autocast (--autocast true)")
+            require_native_bf16(self.device, "autocast (--autocast)")
         if self.cfg.fast_matmul:
-            require_native_bf16(self.device, "fast_matmul (--fast-matmul true)")
+            require_native_bf16(self.device, "fast_matmul (--fast-matmul)")
             reduced_precision_matmul()
         if self.cfg.batch_size % self.dist.world:
             raise ValueError(
