@@ -1,6 +1,6 @@
 """Measure the facts behind the maze preprocessing (issue #7) on the real game.
 
-    python -m scripts.atari_measure --env ALE/Pacman-v5 --steps 1500
+    python -m scripts.atari_measure [--env ALE/Pacman-v5] [--steps 1500] [--seed 0]
 
 One random-policy run (sticky actions) at frameskip 1; every step's 4 raw frames are turned into
 84x84 observations in four ways: the last frame only (what ``frameskip=4`` shows), the max of the last
@@ -16,12 +16,15 @@ For each it reports
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import tyro
+
+from sqair_world.envs.atari import make_maze_env, sticky_action
 
 VARIANTS = ("last_frame", "max_last_2", "max_all_4", "max_all_4_erased")
 
@@ -56,8 +59,8 @@ def _isolated(sprites_xy: np.ndarray, n_ghosts: int, min_distance: float = 6.0) 
 
 def measure(env_id: str = "ALE/Pacman-v5", steps: int = 1500, seed: int = 0) -> dict[str, float | dict]:
     """Run the measurement described in the module docstring; returns the numbers per variant."""
-    from sqair_world.envs.atari import make_maze_env
-
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     env = make_maze_env(env_id, repeat=1, repeat_action_probability=0.0)
     game, base = env.game, env.env
     n_ghosts = sum(name.startswith("ghost") for name in game.names)
@@ -66,8 +69,7 @@ def measure(env_id: str = "ALE/Pacman-v5", steps: int = 1500, seed: int = 0) -> 
     obs = {v: [] for v in VARIANTS}
     ghosts_xy, action, erase, since_reset = [], 0, env.erase, 0
     for _ in range(steps):
-        if rng.random() < 0.25:
-            action = int(rng.integers(base.action_space.n))
+        action = sticky_action(rng, action, base.action_space.n)
         raw, done = [], False
         for _ in range(4):
             frame, _, term, trunc, _ = base.step(action)
@@ -107,21 +109,26 @@ def measure(env_id: str = "ALE/Pacman-v5", steps: int = 1500, seed: int = 0) -> 
     return result
 
 
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Measure the facts behind the maze preprocessing on the real game (see the module docstring)."""
+
+    env: str = "ALE/Pacman-v5"
+    """The ALE maze game."""
+    steps: int = 1500
+    """Random-policy steps (sticky actions), 4 raw frames each."""
+    seed: int = 0
+    """Seed of the env and the policy."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m scripts.atari_measure",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--env", default="ALE/Pacman-v5")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    cfg = tyro.cli(MeasureConfig, args=argv, prog="python -m scripts.atari_measure")
     try:
-        print(json.dumps(measure(args.env, args.steps, args.seed), indent=2))
+        result = measure(cfg.env, cfg.steps, cfg.seed)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    print(json.dumps(result, indent=2))
     return 0
 
 

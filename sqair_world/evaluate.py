@@ -1,8 +1,245 @@
-"""``python -m sqair_world.evaluate CHECKPOINT``: the moving-MNIST evaluation (see :mod:`sqair_world.evaluation`)."""
+"""The evaluation command line: ``python -m sqair_world.evaluate {mnist,atari,tracking} [options]``.
 
+    python -m sqair_world.evaluate mnist CHECKPOINT [--num-sequences 1000] [--particles 1000] ...
+    python -m sqair_world.evaluate atari --env ALE/Pacman-v5 [--checkpoint PATH] [--steps 1000] [--gif episode.gif]
+    python -m sqair_world.evaluate tracking [--checkpoint PATH] [--episodes 20] [--match iou|centre]
+
+- ``mnist``: the paper's Table 1 (log p(x), reconstruction, KL, counting, addition) on held-out moving-MNIST
+  sequences, tracking scores and the figures (:mod:`sqair_world.evaluation.moving_mnist`);
+- ``atari``: an Atari checkpoint's slots against the sprite positions in the console RAM
+  (:mod:`sqair_world.evaluation.atari`), an episode GIF and reconstructions;
+- ``tracking``: the slot-wrapped moving-MNIST env's identities against the digits' tracks
+  (:mod:`sqair_world.evaluation.tracking`).
+
+Each subcommand's options are the fields of its frozen config dataclass below (``--help`` lists them). Bad input
+exits with code 2: a value out of range while the options are parsed, a missing or corrupt checkpoint (and other
+ValueError, CheckpointError, FileNotFoundError) with one line ``error: ...``.
+"""
+
+from __future__ import annotations
+
+import json
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
 
-from sqair_world.evaluation.moving_mnist import main
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+
+from sqair_world.data import MovingMNISTConfig, load_moving_mnist
+from sqair_world.envs import make_sqair_env
+from sqair_world.envs.atari import collect_sequences
+from sqair_world.envs.rollouts import play_atari, play_moving_mnist, record_episode_gif
+from sqair_world.evaluation.atari import sprite_scores
+from sqair_world.evaluation.figures import write_figures, write_reconstructions
+from sqair_world.evaluation.metrics import tracking_scores
+from sqair_world.evaluation.moving_mnist import evaluate, format_table
+from sqair_world.speed import flush_denormals
+from sqair_world.training.checkpoints import CheckpointError, load_model
+from sqair_world.utils import frames_to_input, select_device
+
+PROG = "python -m sqair_world.evaluate"
+DESCRIPTION = (
+    "Evaluate a checkpoint. mnist: the paper's Table 1, tracking scores and figures on held-out moving-MNIST "
+    "sequences; atari: an Atari checkpoint's slots against the console-RAM sprite positions; tracking: the "
+    "slot-wrapped moving-MNIST env's identities against the digits' tracks. `SUBCOMMAND --help` lists the options."
+)
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if value < low:
+        raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+
+
+@dataclass(frozen=True)
+class MnistEval:
+    """The paper's Table 1, tracking scores and figures on held-out moving-MNIST sequences."""
+
+    checkpoint: tyro.conf.Positional[Annotated[Path, tyro.conf.arg(metavar="CHECKPOINT")]]
+    """A moving-MNIST checkpoint (frames of shape (1, 50, 50)), e.g. runs/mnist-mlp-sqair/last.pt."""
+    num_sequences: int = 1000
+    """Evaluation sequences (the paper: 10,000)."""
+    particles: int = 1000
+    """K, the particles of the IWAE bound (the paper: 1000)."""
+    chunk: int = 50
+    """Particles per forward pass (memory)."""
+    batch_size: int = 8
+    """Sequences per forward pass."""
+    addition_train_sequences: int = 2000
+    """Training sequences of the addition classifier; 0 skips it."""
+    seed: int = 0
+    """Seed of the sequences and of the sampling."""
+    mnist_dir: Path | None = None
+    """A folder with the MNIST IDX files (default: the embedded digits)."""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N."""
+    out: Path | None = None
+    """Folder for metrics.json and the figures (default: eval/ next to the checkpoint)."""
+    visible_threshold: float = 0.25
+    """Tracking ground truth: digits with at least this fraction of their pixels on screen."""
+    max_iou_distance: float = 0.5
+    """Tracking: a box matches a ground-truth box when 1 - IoU <= this (0.5: IoU >= 0.5)."""
+    figures: bool = True
+    """Write the paper's figures 4-7."""
+    threads: int | None = None
+    """Intra-op CPU threads (default: torch's setting)."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_sequences", "particles", "chunk", "batch_size"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("addition_train_sequences", self.addition_train_sequences, 0)
+        if not 0 < self.max_iou_distance < 1:
+            raise ValueError(f"--max-iou-distance is in (0, 1), got {self.max_iou_distance}")
+        if not 0 <= self.visible_threshold <= 1:
+            raise ValueError(f"--visible-threshold is a fraction in [0, 1], got {self.visible_threshold}")
+        if self.threads is not None:
+            _at_least("threads", self.threads, 1)
+
+
+@dataclass(frozen=True)
+class AtariEval:
+    """An Atari checkpoint's slots against the console-RAM sprite positions over a random-policy run."""
+
+    env: str = "ALE/Pacman-v5"
+    """The ALE maze game (ALE/Pacman-v5 or ALE/MsPacman-v5)."""
+    checkpoint: Path | None = None
+    """A checkpoint trained on that game (default: the shipped one)."""
+    steps: int = 1000
+    """Random-policy steps (sticky actions) to score."""
+    seed: int = 0
+    """Seed of the env and the policy."""
+    max_distance: float = 5.0
+    """Pixels (84x84 frame) between a box centre and a sprite centre for a match."""
+    gif: Path | None = None
+    """Also write a GIF of a played episode with the tracked boxes."""
+    gif_steps: int = 200
+    """Length of the GIF episode (at most)."""
+    reconstructions: Path | None = None
+    """Also write a PNG of inputs and reconstructions with boxes."""
+    json: Path | None = None
+    """Also write the scores to this JSON file."""
+    device: str = "cpu"
+    """auto, cpu, cuda or cuda:N (one env steps fastest on the CPU)."""
+
+    def __post_init__(self) -> None:
+        _at_least("steps", self.steps, 1)
+        _at_least("gif_steps", self.gif_steps, 1)
+        if self.max_distance <= 0:
+            raise ValueError(f"--max-distance is in pixels and must be > 0, got {self.max_distance}")
+
+
+@dataclass(frozen=True)
+class TrackingEval:
+    """The slot-wrapped moving-MNIST env's identities against the digits' ground-truth tracks (MOTA, IDF1)."""
+
+    checkpoint: Path | None = None
+    """A moving-MNIST checkpoint (default: the shipped one)."""
+    episodes: int = 20
+    """Seeded 20-frame episodes to score."""
+    seed: int = 0
+    """Seed of the first episode (then seed + 1, ...)."""
+    match: Literal["iou", "centre"] = "iou"
+    """iou: IoU >= 0.5 with the digit's box; centre: the digit's centre inside the glimpse."""
+    json: Path | None = None
+    """Also write the scores to this JSON file."""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N."""
+
+    def __post_init__(self) -> None:
+        _at_least("episodes", self.episodes, 1)
+
+
+Command = (
+    Annotated[MnistEval, tyro.conf.subcommand("mnist")]
+    | Annotated[AtariEval, tyro.conf.subcommand("atari")]
+    | Annotated[TrackingEval, tyro.conf.subcommand("tracking")]
+)
+
+
+def run_mnist(cfg: MnistEval) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    flush_denormals()
+    model = load_model(cfg.checkpoint, map_location=select_device(cfg.device))
+    if tuple(model.cfg.image_shape) != (1, 50, 50):
+        raise ValueError(
+            f"{cfg.checkpoint} is a model of {model.cfg.image_shape} frames; the mnist evaluation scores "
+            "moving-MNIST (1, 50, 50) models"
+        )
+    out_dir = cfg.out or cfg.checkpoint.with_suffix("").parent / "eval"
+    mnist_dir = None if cfg.mnist_dir is None else str(cfg.mnist_dir)
+    torch.manual_seed(cfg.seed)
+    result = evaluate(
+        model,
+        cfg.num_sequences,
+        cfg.particles,
+        cfg.chunk,
+        cfg.batch_size,
+        cfg.addition_train_sequences,
+        cfg.seed,
+        mnist_dir,
+        visible_threshold=cfg.visible_threshold,
+        max_iou_distance=cfg.max_iou_distance,
+    )
+    result.update(model=model.model_name, checkpoint=str(cfg.checkpoint), step=model.checkpoint_extra.get("step"))
+    print(format_table(model.model_name, result))
+    _write_json(out_dir / "metrics.json", result)
+    if cfg.figures:
+        data = load_moving_mnist("eval", max(cfg.num_sequences, 8), cfg.seed, mnist_dir, MovingMNISTConfig())
+        busiest = np.argsort(-data.num_digits, kind="stable")[:4]
+        x = frames_to_input(data.frames[:, busiest, None], next(model.parameters()).device)
+        for path in write_figures(model, x, out_dir).values():
+            print(f"wrote {path}")
+
+
+def run_atari(cfg: AtariEval) -> None:
+    torch.manual_seed(cfg.seed)
+    env = make_sqair_env(cfg.env, checkpoint=cfg.checkpoint, device=cfg.device)
+    scores = sprite_scores(play_atari(env, cfg.steps, cfg.seed), cfg.max_distance)
+    result = {"env_id": cfg.env, "steps": cfg.steps, **scores}
+    if cfg.gif:
+        record_episode_gif(env, cfg.gif, max_steps=cfg.gif_steps, seed=cfg.seed + 1)
+    if cfg.reconstructions:
+        model = env.get_wrapper_attr("model")
+        x = frames_to_input(collect_sequences(cfg.env, 3, 6, cfg.seed + 1), next(model.parameters()).device)
+        write_reconstructions(model, x, cfg.reconstructions)
+    env.close()
+    print(json.dumps(result, indent=2))
+    if cfg.json:
+        _write_json(cfg.json, result)
+
+
+def run_tracking(cfg: TrackingEval) -> None:
+    env = gym.make("SQAIR-Wrapped/MovingMNIST", checkpoint=cfg.checkpoint, device=cfg.device)
+    scores = tracking_scores(*play_moving_mnist(env, cfg.episodes, cfg.seed), match=cfg.match)
+    result = {"episodes": cfg.episodes, "match": cfg.match, **scores._asdict()}
+    print(json.dumps(result, indent=2))
+    if cfg.json:
+        _write_json(cfg.json, result)
+
+
+def _write_json(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+
+
+RUNNERS = {MnistEval: run_mnist, AtariEval: run_atari, TrackingEval: run_tracking}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line) and run the subcommand; bad input exits with code 2."""
+    cfg = tyro.cli(Command, args=argv, prog=PROG, description=DESCRIPTION)
+    try:
+        RUNNERS[type(cfg)](cfg)
+    except (ValueError, CheckpointError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,69 +1,67 @@
-"""Atari checkpoint evaluation against console-RAM ground truth: CLI smoke test (tiny untrained model), matching rule."""
-
-import json
-import subprocess
-import sys
+"""Atari evaluation against console-RAM ground truth: the matching rule and the scores on hand-made rollouts, and
+the rollout recorded from the wrapped game (the CLI: tests/test_cli_evaluate.py)."""
 
 import numpy as np
+import pytest
 import torch
 
+from sqair_world.evaluation.atari import SpriteRollout, sprite_distances, sprite_scores, sprites_found
 from sqair_world.model.registry import build_model
 from sqair_world.training.checkpoints import save_model
 from sqair_world.training.experiments import ATARI_MODEL
 
 
-def test_atari_eval_cli_smoke(tmp_path, capsys):
-    torch.manual_seed(0)
-    ckpt = tmp_path / "pac.pt"
-    save_model(
-        ckpt,
-        build_model("mlp-sqair", **{**ATARI_MODEL, "n_hidden": 16, "n_what": 4, "n_hidden_small": 8}),
-        extra={"env_id": "ALE/Pacman-v5"},
-    )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sqair_world.evaluation.atari",
-            "--checkpoint",
-            str(ckpt),
-            "--steps",
-            "30",
-            "--gif",
-            str(tmp_path / "ep.gif"),
-            "--gif-steps",
-            "5",
-            "--json",
-            str(tmp_path / "r.json"),
-            "--reconstructions",
-            str(tmp_path / "rec.png"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
-    r = json.loads((tmp_path / "r.json").read_text())
-    assert 0.0 <= r["count_acc"] <= 1.0 and r["steps"] == 30 and (tmp_path / "ep.gif").stat().st_size > 0
-    assert list(r["found_by_sprite"]) == ["player", "ghost1", "ghost2", "ghost3", "ghost4"]
-    assert all(0.0 <= v <= 1.0 for v in r["found_by_sprite"].values())
-    import imageio.v3 as iio
-
-    rec = iio.imread(tmp_path / "rec.png")  # 3 sequences x (input, reconstruction) rows of 6 frames at 2x
-    assert rec.shape[0] > 6 * 84 * 2 and rec.shape[1] > 6 * 84 * 2 and rec.shape[2] == 3
-    from sqair_world.evaluation.atari import main  # the error path in-process
-
-    assert main(["--env", "ALE/MsPacman-v5", "--checkpoint", str(ckpt), "--steps", "5"]) == 2
-    assert "trained on ALE/Pacman-v5" in capsys.readouterr().err
-
-
 def test_sprites_found_within_the_distance():
-    from sqair_world.evaluation.atari import centre_distances, sprites_found
-
     truth = np.array([[10.0, 10.0], [40.0, 40.0], [42.0, 41.0]])
     centres = np.array([[13.0, 14.0], [41.0, 40.5]])  # 5 px from the first sprite; one box for two close sprites
-    d = centre_distances(truth, centres)
-    assert d.shape == (3, 2) and abs(d[0, 0] - 5.0) < 1e-9
-    assert sprites_found(d, 5.0).tolist() == [True, True, True]
-    assert sprites_found(d, 4.9).tolist() == [False, True, True]
-    empty = centre_distances(truth, np.zeros((0, 2)))
-    assert empty.shape == (3, 0) and sprites_found(empty, 5.0).tolist() == [False, False, False]
+    d = sprite_distances(truth, centres, 5.0)
+    assert d.shape == (3, 2) and abs(d[0, 0] - 5.0) < 1e-9 and np.isnan(d[0, 1])
+    assert sprites_found(d).tolist() == [True, True, True]
+    assert sprites_found(sprite_distances(truth, centres, 4.9)).tolist() == [False, True, True]
+    empty = sprite_distances(truth, np.zeros((0, 2)), 5.0)
+    assert empty.shape == (3, 0) and sprites_found(empty).tolist() == [False, False, False]
+
+
+def _rollout():
+    """Two 84x84 frames, sprites (player, ghost1), three slots. Frame 0: the player found (slot id 0), the ghost
+    missed and a slot 20 px away from it (a false positive). Frame 1: the ghost off-screen, the player found."""
+    px = lambda x, y: [x / 84, y / 84, 0.1, 0.1]
+    return SpriteRollout(
+        pres=np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),
+        where=np.array([[px(10, 10), px(70, 50), px(0, 0)], [px(12, 11), px(0, 0), px(0, 0)]]),
+        ids=np.array([[0, 1, -1], [0, -1, -1]]),
+        sprites=np.array([[[10.0, 10.0], [50.0, 50.0]], [[12.0, 10.0], [-5.0, 40.0]]]),
+        bounds=np.array([-3.0, -5.0]),
+        frame_hw=(84, 84),
+        names=("player", "ghost1"),
+    )
+
+
+def test_sprite_scores_of_a_hand_made_rollout():
+    r = sprite_scores(_rollout(), max_distance=5.0)
+    assert r["count_acc"] == 1.0 and r["count_mean_abs_error"] == 0.0  # 2 slots for 2 sprites, then 1 for 1
+    assert r["recall"] == pytest.approx(2 / 3) and r["precision"] == pytest.approx(2 / 3)
+    assert r["mota"] == pytest.approx(1 - (1 + 1) / 3)  # one miss and one false positive among 3 sprite-frames
+    assert r["motp_px"] == pytest.approx(0.5) and r["num_switches"] == 0  # distances 0 and 1 px
+    assert r["found_by_sprite"] == {"player": 1.0, "ghost1": 0.0} and r["mean_step_bound"] == -4.0
+    assert sprite_scores(_rollout(), max_distance=0.5)["recall"] == pytest.approx(1 / 3)  # frame 1 is 1 px off
+
+
+def test_play_atari_records_the_slots_and_the_ram_sprites(tmp_path):
+    from sqair_world.envs import make_sqair_env
+    from sqair_world.envs.rollouts import play_atari
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "pac.pt"
+    model = build_model("mlp-sqair", **{**ATARI_MODEL, "n_hidden": 16, "n_what": 4, "n_hidden_small": 8})
+    save_model(ckpt, model, extra={"env_id": "ALE/Pacman-v5"})
+    env = make_sqair_env("ALE/Pacman-v5", checkpoint=ckpt, device="cpu", num_slots=4)
+    roll = play_atari(env, steps=6, seed=0)
+    T = len(roll.pres)
+    assert T == 6 and roll.where.shape == (T, 4, 4) and roll.ids.shape == (T, 4) and roll.bounds.shape == (T,)
+    assert roll.sprites.shape == (T, 5, 2) and roll.names[0] == "player" and roll.frame_hw == (84, 84)
+    inside = (roll.sprites >= 0) & (roll.sprites < 84)
+    assert inside[:, 0].all()  # the player is always in the maze
+    assert np.isfinite(roll.bounds).all()
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        play_atari(env, steps=0)

@@ -1,4 +1,7 @@
-"""Evaluation glue: ground-truth tracks from the generator agree with the model's box convention."""
+"""Evaluation glue: ground-truth tracks from the generator agree with the model's box convention; layering."""
+
+import ast
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,3 +78,27 @@ def test_posterior_track_equals_the_online_tracker():
         assert torch.equal(ids[t], torch.where(state.z.pres > 0, state.z.id, -1))
         torch.testing.assert_close(boxes[t], pixel_boxes(state.z.where, (24, 24)))
     assert feats.shape == (4, 3, model.cfg.max_objects, model.cfg.n_what + 4)
+
+
+def test_evaluation_imports_neither_envs_nor_gymnasium():
+    """evaluation/ scores recorded arrays; playing envs is the job of envs/ (sqair_world/envs/rollouts.py)."""
+    import sqair_world.evaluation
+
+    upward = (
+        "gymnasium",
+        "ale_py",
+        "stable_baselines3",
+        "sqair_world.envs",
+        "sqair_world.agents",
+        "sqair_world.evaluate",
+    )
+    for path in sorted(Path(sqair_world.evaluation.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            bad = [n for n in names if n.startswith(upward)]
+            assert not bad, f"{path.name}:{node.lineno} imports {bad}"

@@ -1,20 +1,23 @@
 """Identities on the moving-MNIST env with known tracks, measured against its ground truth."""
 
-import subprocess
-import sys
-
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import sqair_world  # noqa: F401  (registers the ids)
+from sqair_world.envs.rollouts import play_moving_mnist
 from sqair_world.evaluation.metrics import tracking_scores
-from sqair_world.evaluation.tracking import identity_scores, identity_violations, rollout_tracks, slot_pixel_boxes
+from sqair_world.evaluation.tracking import TrackRollout, concat_rollouts, identity_violations
+from sqair_world.utils import box_to_pixels
 
 
-def test_slot_pixel_boxes_inverts_the_documented_box_convention():
+def test_observation_boxes_to_pixels_follow_the_documented_convention():
     where = np.array([[0.5, 0.25, 0.2, 0.1]])  # centre (25, 12.5) px of a 50x50 frame, 10x5 px
-    np.testing.assert_allclose(slot_pixel_boxes(where, 50, 50), [[20.0, 10.0, 10.0, 5.0]])
+    np.testing.assert_allclose(box_to_pixels(where, 50, 50), [[20.0, 10.0, 10.0, 5.0]])
+    torch.testing.assert_close(
+        box_to_pixels(torch.tensor(where, dtype=torch.float32), 50, 100), torch.tensor([[40.0, 10.0, 20.0, 5.0]])
+    )
 
 
 def test_identity_violations_counts_duplicates_and_revived_ids():
@@ -23,10 +26,18 @@ def test_identity_violations_counts_duplicates_and_revived_ids():
     assert identity_violations(np.array([[0, -1], [-1, -1], [0, -1]])) == 1  # id 0 dropped, then reused
 
 
+def test_concat_rollouts_cuts_to_the_shortest_episode():
+    def roll(T):
+        return TrackRollout(np.zeros((T, 1, 2, 4)), np.zeros((T, 1, 2)), np.ones((T, 1, 3, 4)), np.ones((T, 1, 3)))
+
+    both = concat_rollouts([roll(5), roll(3)])
+    assert both.gt_boxes.shape == (3, 2, 2, 4) and both.pred_ids.shape == (3, 2, 3)
+
+
 def test_ground_truth_tracks_score_perfectly_and_swaps_are_caught(tiny_ckpt):
     """The scoring path: the env's own tracks as predictions give IDF1 1; swapping ids mid-episode is a switch."""
     env = gym.make("SQAIR-Wrapped/MovingMNIST", checkpoint=str(tiny_ckpt))
-    roll = rollout_tracks(env, seed=2)  # seed 2: both digits visible all episode
+    roll = play_moving_mnist(env, seed=2)  # seed 2: both digits visible all episode
     T = len(roll.gt_ids)
     assert T == 20 and roll.gt_boxes.shape == (T, 1, 2, 4) and roll.pred_ids.shape == (T, 1, 3)
     perfect = tracking_scores(roll.gt_boxes, roll.gt_ids, roll.gt_boxes, roll.gt_ids)
@@ -41,35 +52,41 @@ def test_ground_truth_tracks_score_perfectly_and_swaps_are_caught(tiny_ckpt):
 def test_wrapped_tracker_keeps_identity_bookkeeping_and_is_scored(tiny_ckpt):
     """Any checkpoint: ids are unique per frame and never revived; the scores against the truth are computed."""
     env = gym.make("SQAIR-Wrapped/MovingMNIST", checkpoint=str(tiny_ckpt))
-    for seed in range(3):
-        roll = rollout_tracks(env, seed)
-        assert identity_violations(roll.pred_ids[:, 0]) == 0
-    scores = identity_scores(env, episodes=2, seed=0)
+    roll = play_moving_mnist(env, episodes=3, seed=0)
+    assert roll.pred_ids.shape[1] == 3
+    for b in range(3):
+        assert identity_violations(roll.pred_ids[:, b]) == 0
+    scores = tracking_scores(*roll)
     assert 0.0 <= scores.idf1 <= 1.0 and scores.mota <= 1.0 and scores.num_switches >= 0
+    with pytest.raises(ValueError, match="episodes must be >= 1, got 0"):
+        play_moving_mnist(env, episodes=0)
 
 
-def test_tracking_cli_smoke(tiny_ckpt, tmp_path, capsys):
-    out = subprocess.run(
-        [sys.executable, "-m", "sqair_world.evaluation.tracking", "--checkpoint", str(tiny_ckpt), "--episodes", "1"],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
-    assert '"idf1"' in out.stdout
-    from sqair_world.evaluation.tracking import main  # the error path in-process
+class _WithoutTruth(gym.Wrapper):
+    """The moving-MNIST frames without the ground truth in ``info``."""
 
-    assert main(["--checkpoint", str(tmp_path / "no.pt")]) == 2
-    assert "error:" in capsys.readouterr().err
+    def reset(self, **kwargs):
+        return self.env.reset(**kwargs)[0], {}
+
+
+def test_play_moving_mnist_needs_the_ground_truth(tiny_ckpt):
+    from sqair_world.envs.moving_mnist import MovingMNISTEnv
+    from sqair_world.envs.slots import SQAIRObservation
+
+    env = SQAIRObservation(_WithoutTruth(MovingMNISTEnv()), tiny_ckpt)
+    with pytest.raises(ValueError, match="needs an env whose info has ground-truth 'boxes' and 'track_ids'"):
+        play_moving_mnist(env)
 
 
 def test_shipped_checkpoint_tracks_identities():
     """The shipped moving-MNIST checkpoint (60 CPU-minutes of training) against the ground-truth tracks.
 
     Matched by "digit centre inside the glimpse" (SQAIR's glimpses are not tight boxes). Measured with
-    `python -m sqair_world.evaluation.tracking --episodes 20 --match centre`: MOTA 0.46, IDF1 0.68, 22 switches.
+    `python -m sqair_world.evaluate tracking --episodes 20 --match centre`: MOTA 0.46, IDF1 0.68, 22 switches.
     """
     env = gym.make("SQAIR-Wrapped/MovingMNIST")
-    scores = identity_scores(env, episodes=20, seed=0, match="centre")
+    roll = play_moving_mnist(env, episodes=20, seed=0)
+    scores = tracking_scores(*roll, match="centre")
     assert scores.idf1 > 0.55 and scores.mota > 0.3 and scores.num_switches <= 40, scores
-    chance = identity_scores(env, episodes=5, seed=0, match="iou")  # tight IoU matching is much stricter
-    assert chance.idf1 < scores.idf1
+    strict = tracking_scores(*TrackRollout(*(a[:, :5] for a in roll)), match="iou")  # tight IoU is much stricter
+    assert strict.idf1 < scores.idf1

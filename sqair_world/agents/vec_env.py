@@ -8,15 +8,19 @@ tracked afresh. Uses :class:`~sqair_world.envs.slots.SlotEncoder`, so it gives t
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnvWrapper
+from torch import nn
 
-from sqair_world.envs.slots import SlotEncoder, slot_space
+from sqair_world.envs.slots import SlotEncoder, resolve_model, slot_space
 
 
 class SQAIRVecEnv(VecEnvWrapper):
-    """SB3 ``VecEnv`` of frames -> ``VecEnv`` of slot dicts, for SB3 agents (``MultiInputPolicy``).
+    """SB3 ``VecEnv`` of frames -> ``VecEnv`` of slot dicts, for SB3 agents (``MultiInputPolicy``). ``model``: a SQAIR
+    model or the path of its checkpoint.
 
     Example:
         >>> from stable_baselines3.common.env_util import make_vec_env
@@ -29,7 +33,7 @@ class SQAIRVecEnv(VecEnvWrapper):
     def __init__(
         self,
         venv,
-        model,
+        model: nn.Module | str | os.PathLike,
         device: str | torch.device = "auto",
         num_slots: int | None = None,
         include_frame: bool = False,
@@ -37,6 +41,7 @@ class SQAIRVecEnv(VecEnvWrapper):
         threads: int | None = 1,
         compile: bool = False,
     ) -> None:
+        model, _ = resolve_model(model)
         self.encoder = SlotEncoder(model, venv.num_envs, num_slots, device, sample, threads=threads, compile=compile)
         self.include_frame = include_frame
         space = slot_space(model, self.encoder.num_slots, include_frame, venv.observation_space)

@@ -5,16 +5,35 @@
 
 Any ALE maze game with its own checkpoint: ``make_sqair_env("ALE/Pacman-v5", checkpoint=PATH)``.
 ``gym.make_vec(id, num_envs=16)`` runs all envs through one batched model call per step
-(:func:`~sqair_world.envs.factory.make_sqair_vector_env`).
+(:func:`~sqair_world.envs.factory.make_sqair_vector_env`). ``gym.make(env.spec)`` rebuilds an env with its
+keyword arguments.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 import gymnasium as gym
 
 from sqair_world.envs.factory import load_default_model, make_moving_mnist_env, make_sqair_env, make_sqair_vector_env
 
 ENV_IDS = ("SQAIR-Wrapped/Pacman", "SQAIR-Wrapped/MsPacman", "SQAIR-Wrapped/MovingMNIST")
+
+_LAZY = {  # these import torch and the model: loaded on first use, so that registering the ids stays cheap
+    "MazePreprocessing": "sqair_world.envs.atari",
+    "SQAIRObservation": "sqair_world.envs.slots",
+    "SQAIRVectorObservation": "sqair_world.envs.vector",
+    "play_atari": "sqair_world.envs.rollouts",
+    "play_moving_mnist": "sqair_world.envs.rollouts",
+    "record_episode_gif": "sqair_world.envs.rollouts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sqair_world.envs' has no attribute {name!r}")
 
 
 def register_envs() -> None:
@@ -33,10 +52,11 @@ def register_envs() -> None:
 
 
 __all__ = [
-    "register_envs",
+    "ENV_IDS",
+    "load_default_model",
+    "make_moving_mnist_env",
     "make_sqair_env",
     "make_sqair_vector_env",
-    "make_moving_mnist_env",
-    "load_default_model",
-    "ENV_IDS",
+    "register_envs",
+    *_LAZY,
 ]

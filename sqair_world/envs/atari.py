@@ -1,14 +1,14 @@
 """Atari maze-game preprocessing for SQAIR, and frame collection for pretraining.
 
-Measured facts behind the design (issue #7): Atari 2600 Pac-Man draws one ghost per frame in a fixed
-4-frame rotation, so frameskip 4 shows always the same ghost and a max over the last 2 frames the
-same two. We therefore run the base env at frameskip 1, repeat each action 4 times and take the
-pixel max over all 4 raw frames. Pellets and power pills are erased from every raw frame first
-(their positions are collected after reset), so eaten pellets leave no blobs against the fixed
-background. The maze is cropped and resized to 84x84 colour with area interpolation.
+Measured facts behind the design (issue #7, ``python -m scripts.atari_measure``): Atari 2600 Pac-Man draws one
+ghost per frame in a fixed 4-frame rotation, so frameskip 4 shows always the same ghost and a max over the last 2
+frames the same two. We therefore run the base env at frameskip 1, repeat each action 4 times and take the pixel
+max over all 4 raw frames. Pellets and power pills are erased from every raw frame first (their positions are
+collected after reset), so eaten pellets leave no blobs against the fixed background. The maze is cropped and
+resized to 84x84 colour with area interpolation.
 
-``RAM_SPRITES`` gives, for evaluation only, the console-RAM bytes of the sprite positions. Their mapping to
-the screen was fitted on the player sprite (its colour's centroid over 3,000 random-policy frames):
+``MazeGame.ram_x`` / ``ram_y`` give, for evaluation only, the console-RAM bytes of the sprite positions. Their
+mapping to the screen was fitted on the player sprite (its colour's centroid over 3,000 random-policy frames):
 Pac-Man x = 0.989 ram + 4.09 (r = 0.998), y = 1.998 ram + 33.03 (r = 0.999); Ms. Pac-Man x = 0.997 ram - 8.18
 (r = 1.000), y = 0.999 ram + 5.54 (r = 0.999). Ghosts and fruit are assumed to share the player's mapping.
 """
@@ -36,7 +36,8 @@ class MazeGame:
     ram_to_pixel: tuple[float, float, float, float]  #: raw-frame pixel centre = (ax * ram_x + bx, ay * ram_y + by)
 
     def positions(self, ram_xy: np.ndarray, size: int = 84) -> np.ndarray:
-        """RAM sprite coordinates ``[..., S, 2]`` -> sprite centres (x, y) in the preprocessed ``size`` x ``size`` frame."""
+        """RAM sprite coordinates ``[..., S, 2]`` -> sprite centres (x, y), pixels of the preprocessed ``size``-square
+        frame."""
         ax, bx, ay, by = self.ram_to_pixel
         x = (ax * ram_xy[..., 0] + bx) * size / 160.0
         y = (ay * ram_xy[..., 1] + by - self.rows[0]) * size / (self.rows[1] - self.rows[0])
@@ -63,7 +64,6 @@ GAMES: dict[str, MazeGame] = {
         (0.997, -8.18, 0.999, 5.54),
     ),
 }
-RAM_SPRITES = {g: (spec.ram_x, spec.ram_y) for g, spec in GAMES.items()}
 
 
 def game_from_env_id(env_id: str) -> MazeGame:
@@ -77,6 +77,12 @@ def game_from_env_id(env_id: str) -> MazeGame:
     return GAMES[name]
 
 
+def sticky_action(rng: np.random.Generator, action: int, num_actions: int, p: float = 0.25) -> int:
+    """The random policy of collection and evaluation: a new uniform action with probability ``p``, else ``action``
+    again, so that the player travels corridors instead of jittering."""
+    return int(rng.integers(num_actions)) if rng.random() < p else action
+
+
 def small_components(frame: np.ndarray, colour: tuple[int, int, int], max_area: int) -> np.ndarray:
     """bool ``[H, W]``: pixels of ``colour`` in connected components of at most ``max_area`` pixels."""
     mask = np.all(frame == np.asarray(colour, np.uint8), -1).astype(np.uint8)
@@ -86,10 +92,11 @@ def small_components(frame: np.ndarray, colour: tuple[int, int, int], max_area: 
     return keep[labels]
 
 
-class MazePreprocessing(gym.Wrapper):
+class MazePreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Frame-pooled, pellet-free, cropped 84x84 RGB observations of a maze game.
 
-    The base env must run at frameskip 1 (``gym.make(id, frameskip=1)``). ``info`` carries ``ram_xy``
+    The base env must run at frameskip 1 (``gym.make(id, frameskip=1)``); ``game`` defaults to the one of the base
+    env's id. ``repeat``: raw frames pooled per step (each action repeated). ``info`` carries ``ram_xy``
     (``[S, 2]`` raw RAM sprite coordinates, player first) for evaluation.
 
     Example:
@@ -109,9 +116,14 @@ class MazePreprocessing(gym.Wrapper):
         erase_pellets: bool = True,
         pellet_steps: int = 8,
     ) -> None:
-        super().__init__(env)
-        spec_id = env.spec.id if env.spec is not None else ""
-        self.game = game or game_from_env_id(spec_id)
+        # the base's own spec, not ``env.spec``: wrappers cache theirs, and gym.make sets the final id afterwards
+        base_spec = env.unwrapped.spec
+        game = game or game_from_env_id(base_spec.id if base_spec is not None else "")
+        gym.utils.RecordConstructorArgs.__init__(
+            self, game=game, repeat=repeat, size=size, erase_pellets=erase_pellets, pellet_steps=pellet_steps
+        )
+        gym.Wrapper.__init__(self, env)
+        self.game = game
         space = env.observation_space
         if not (isinstance(space, gym.spaces.Box) and space.shape[-1] == 3 and len(space.shape) == 3):
             raise ValueError(f"MazePreprocessing needs RGB frames [H, W, 3], got observation space {space}")
@@ -121,8 +133,11 @@ class MazePreprocessing(gym.Wrapper):
                 f"make the base env with frameskip=1 (got {frameskip}): Pac-Man draws one ghost per frame, "
                 "and this wrapper pools every raw frame itself"
             )
-        if repeat < 1:
-            raise ValueError(f"repeat must be >= 1, got {repeat}")
+        if repeat < 1 or size < 1 or pellet_steps < 0:
+            raise ValueError(
+                f"repeat (raw frames per step) and size (pixels) must be >= 1 and pellet_steps >= 0, "
+                f"got {repeat}, {size} and {pellet_steps}"
+            )
         self.repeat, self.size, self.erase, self.pellet_steps = repeat, size, erase_pellets, pellet_steps
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
         self._pellets = np.zeros(space.shape[:2], bool)
@@ -134,7 +149,7 @@ class MazePreprocessing(gym.Wrapper):
     def _update_pellets(self, frame: np.ndarray) -> None:
         for colour, area in self.game.pellet_colours:
             self._pellets |= small_components(frame, colour, area)
-        # Indexing by flat positions is ~5x faster than a boolean mask over the crop (30 vs 140 us per step).
+        # flat positions: indexing by them is several times faster than a boolean mask over the crop
         self._pellet_idx = np.flatnonzero(self._pellets[self.game.rows[0] : self.game.rows[1]])
 
     def process(self, raw_frames: list[np.ndarray]) -> np.ndarray:
@@ -215,8 +230,7 @@ def collect_sequences(
     bar = tqdm(total=num_sequences, desc=f"collect {env_id}", unit="seq", leave=False)
     action = 0
     while s < num_sequences:
-        if rng.random() < 0.25:  # sticky random actions: the player travels corridors instead of jittering
-            action = int(rng.integers(env.action_space.n))
+        action = sticky_action(rng, action, env.action_space.n)
         obs, _, term, trunc, _ = env.step(action)
         since_reset += 1
         if term or trunc:
@@ -240,8 +254,3 @@ def background(frames: np.ndarray) -> np.ndarray:
     flat = frames.reshape(-1, *frames.shape[2:])
     sample = flat[:: max(1, len(flat) // 1000)]
     return (np.median(sample, axis=0) / 255.0).astype(np.float32)
-
-
-def to_model_input(obs: np.ndarray) -> np.ndarray:
-    """uint8 ``[..., H, W, 3]`` -> float32 ``[..., 3, H, W]`` in [0, 1]."""
-    return np.moveaxis(obs, -1, -3).astype(np.float32) / 255.0

@@ -1,25 +1,35 @@
-"""Builders of SQAIR-wrapped environments and the shipped checkpoints."""
+"""Builders of SQAIR-wrapped environments and the shipped checkpoints.
+
+Arguments are checked before anything slow is built: the device and the env's options first, then the model.
+The builders import the wrappers (and torch) when called, so that registering the ids stays cheap.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
+from sqair_world.utils import select_device
+
+if TYPE_CHECKING:  # torch loads with the first model, not with the registration of the ids
+    from torch import nn
+
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 DEFAULT_CHECKPOINTS = {"Pacman": "pacman.pt", "MsPacman": "mspacman.pt", "MovingMNIST": "moving_mnist.pt"}
+_ATARI_HINT = "python -m sqair_world.pretrain atari --env ALE/{}-v5 --output sqair_world/checkpoints/{}.pt"
 PRETRAIN_HINT = {
-    "Pacman": "python -m sqair_world.pretrain atari --env ALE/Pacman-v5 --output sqair_world/checkpoints/pacman.pt",
-    "MsPacman": "python -m sqair_world.pretrain atari --env ALE/MsPacman-v5 --output sqair_world/checkpoints/mspacman.pt",
+    "Pacman": _ATARI_HINT.format("Pacman", "pacman"),
+    "MsPacman": _ATARI_HINT.format("MsPacman", "mspacman"),
     "MovingMNIST": "python -m sqair_world.pretrain --output sqair_world/checkpoints/moving_mnist.pt",
 }
 
 
-def load_default_model(game: str, checkpoint: str | Path | None = None, device: str = "cpu"):
+def load_default_model(game: str, checkpoint: str | Path | None = None, device: str = "cpu") -> nn.Module:
     """The model for ``game`` from ``checkpoint`` (default: the one shipped in the package)."""
-    from sqair_world.training.checkpoints import load_model
+    from sqair_world.training.checkpoints import load_model  # here: registering the ids does not load torch
 
     if checkpoint is None:
         if game not in DEFAULT_CHECKPOINTS:
@@ -53,21 +63,27 @@ def make_sqair_env(
     seq_len: int = 20,
     threads: int | None = 1,
     compile: bool = False,
+    render_mode: str | None = None,
     **ale_kwargs: Any,
 ) -> gym.Env:
     """A SQAIR-wrapped env: ``game`` is "MovingMNIST", "Pacman", "MsPacman" or an ALE id such as "ALE/Pacman-v5".
 
-    ``frameskip`` is the number of raw frames pooled per step (each action repeated); ``ale_kwargs`` go to
-    ``gym.make`` of the ALE env (e.g. ``repeat_action_probability``, ``mode``, ``difficulty``). ``threads``:
+    ``frameskip`` is the number of raw frames pooled per step (each action repeated); ``seq_len`` the frames per
+    MovingMNIST episode; ``ale_kwargs`` go to ``gym.make`` of the ALE env (e.g. ``repeat_action_probability``,
+    ``mode``, ``difficulty``). ``num_slots``: 1 to the checkpoint's ``max_objects`` (default all). ``threads``:
     intra-op CPU threads for the model call (1 is fastest for one env; None leaves torch's setting). ``compile``:
-    ``torch.compile`` the model's step (2-3x faster steps after 1-4 min of compilation at the first steps on 2 CPU cores).
+    ``torch.compile`` the model's step (faster steps after minutes of compilation at the first steps).
+    ``render_mode``: None or "rgb_array"; ``render()`` always draws the frame with the tracked boxes.
     """
     from sqair_world.envs.slots import SQAIRObservation
 
-    make_base, model = _base_and_model(game, checkpoint, frameskip, seq_len, ale_kwargs)
+    select_device(device)  # refuse an unknown or unavailable device before building anything
+    _check_render_mode(render_mode)
+    make_base, name = _base_builder(game, frameskip, seq_len, ale_kwargs)
+    base = make_base()
     return SQAIRObservation(
-        make_base(),
-        model,
+        base,
+        _model_for(name, game, checkpoint),
         device=device,
         num_slots=num_slots,
         include_frame=include_frame,
@@ -100,42 +116,60 @@ def make_sqair_vector_env(
 
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    make_base, model = _base_and_model(game, checkpoint, frameskip, seq_len, ale_kwargs)
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps must be >= 1 or None (no limit), got {max_episode_steps}")
+    modes = [m.value for m in AutoresetMode]
+    if autoreset_mode not in modes:
+        raise ValueError(f"autoreset_mode must be one of {modes}, got {autoreset_mode!r}")
+    select_device(device)
+    make_base, name = _base_builder(game, frameskip, seq_len, ale_kwargs)
     if max_episode_steps is not None:
         make_one = lambda: gym.wrappers.TimeLimit(make_base(), max_episode_steps)
     else:
         make_one = make_base
     venv = SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode(autoreset_mode))
     return SQAIRVectorObservation(
-        venv, model, device=device, num_slots=num_slots, include_frame=include_frame, threads=threads, compile=compile
+        venv,
+        _model_for(name, game, checkpoint),
+        device=device,
+        num_slots=num_slots,
+        include_frame=include_frame,
+        threads=threads,
+        compile=compile,
     )
 
 
-def _base_and_model(
-    game: str, checkpoint: str | Path | None, frameskip: int, seq_len: int, ale_kwargs: dict[str, Any]
-) -> tuple[Callable[[], gym.Env], Any]:
-    """A builder of the base env for ``game`` and its checkpoint's model (checked against the game)."""
+def _check_render_mode(render_mode: str | None) -> None:
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(
+            f"render_mode must be None or 'rgb_array' (frames with the tracked boxes), got {render_mode!r}"
+        )
+
+
+def _base_builder(
+    game: str, frameskip: int, seq_len: int, ale_kwargs: dict[str, Any]
+) -> tuple[Callable[[], gym.Env], str]:
+    """A builder of the base env for ``game`` and the game's name (the key of its shipped checkpoint)."""
     if game == "MovingMNIST":
         if ale_kwargs:
             raise TypeError(f"MovingMNIST takes no ALE options, got {sorted(ale_kwargs)}")
-        name = game
+        return lambda: make_moving_mnist_env(seq_len=seq_len), game
+    from sqair_world.envs.atari import game_from_env_id, make_maze_env
 
-        def make_base() -> gym.Env:
-            return make_moving_mnist_env(seq_len=seq_len)
-    else:
-        from sqair_world.envs.atari import game_from_env_id, make_maze_env
+    if frameskip < 1:  # named here: MazePreprocessing calls it ``repeat``
+        raise ValueError(f"frameskip (raw frames pooled per step) must be >= 1, got {frameskip}")
 
-        env_id = game if "/" in game else f"ALE/{game}-v5"
-        spec = game_from_env_id(env_id)  # unknown games raise here
-        name = spec.env_id.split("/")[1].split("-")[0]
+    env_id = game if "/" in game else f"ALE/{game}-v5"
+    spec = game_from_env_id(env_id)  # unknown games raise here
+    return lambda: make_maze_env(env_id, repeat=frameskip, **ale_kwargs), spec.env_id.split("/")[1].split("-")[0]
 
-        def make_base() -> gym.Env:
-            return make_maze_env(env_id, repeat=frameskip, **ale_kwargs)
 
+def _model_for(name: str, game: str, checkpoint: str | Path | None) -> nn.Module:
+    """The checkpoint's model for the game ``name``; a checkpoint trained on another game is refused."""
     model = load_default_model(name, checkpoint)
     trained_on = getattr(model, "checkpoint_extra", {}).get("env_id")
     if trained_on and game != "MovingMNIST" and trained_on.split("/")[-1].split("-")[0] != name:
         raise ValueError(
             f"checkpoint {checkpoint} was trained on {trained_on}, not {name}; pass a checkpoint for {name}"
         )
-    return make_base, model
+    return model

@@ -30,6 +30,8 @@ class MovingMNISTEnv(gym.Env):
     def __init__(
         self, seq_len: int = 20, max_digits: int = 2, split: str = "eval", render_mode: str | None = None
     ) -> None:
+        if seq_len < 2:  # reset returns the first frame, and a step ends the episode at the last
+            raise ValueError(f"seq_len (frames per episode) must be >= 2, got {seq_len}")
         self.cfg = MovingMNISTConfig(seq_len=seq_len, max_digits=max_digits)
         if split not in ("train", "eval"):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}")

@@ -1,4 +1,4 @@
-"""Object slots from SQAIR, online: one env (``SQAIRObservation``) and batched vector envs.
+"""Object slots from SQAIR, online: one env (``SQAIRObservation``) and the tracker shared with the vector wrappers.
 
 Observation (a ``Dict`` space, N slots, D = size of z_what):
 
@@ -16,6 +16,7 @@ Observation (a ``Dict`` space, N slots, D = size of z_what):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,25 +24,22 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from sqair_world.model.spatial import pixel_boxes, where_to_box
+from sqair_world.evaluation.draw import draw_frame
+from sqair_world.model.spatial import where_to_box
 from sqair_world.model.types import Slots, StepOutput, TrackState
 from sqair_world.speed import accelerate
+from sqair_world.speed.guards import GuardSkippingStep
+from sqair_world.training.checkpoints import load_model
+from sqair_world.utils import box_to_pixels, frames_to_input, select_device
 
 ID_HIGH = 2**31 - 1
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @contextmanager
 def inference(n_threads: int | None, device: torch.device) -> Iterator[None]:
-    """``torch.inference_mode`` (about 10% faster per step than ``no_grad`` here; the tracker state never
-    needs autograd) with :func:`intra_op_threads`."""
+    """``torch.inference_mode`` (the tracker state never needs autograd) with :func:`intra_op_threads`."""
     with torch.inference_mode(), intra_op_threads(n_threads, device):
         yield
 
@@ -50,10 +48,8 @@ def inference(n_threads: int | None, device: torch.device) -> Iterator[None]:
 def intra_op_threads(n: int | None, device: torch.device) -> Iterator[None]:
     """Run the enclosed torch calls with ``n`` intra-op CPU threads (None: leave torch's setting).
 
-    Why: one online step is hundreds of tiny ops on 1-16 rows, which gain nothing from OpenMP, while
-    each parallel op pays a thread hand-off; on a busy 2-core machine that hand-off took milliseconds
-    (``F.logsigmoid`` on a [1, 3] tensor: 3.5 ms with 2 threads, 1 us with 1), so a wrapped MovingMNIST
-    step ran at 40 steps/s with 2 threads against 265 with 1.
+    Why: one online step is hundreds of tiny ops on 1-16 rows, which gain nothing from OpenMP, while each
+    parallel op pays a thread hand-off, which on a busy machine costs more than the op itself.
     """
     if n is None or device.type != "cpu" or n == torch.get_num_threads():
         yield
@@ -64,6 +60,19 @@ def intra_op_threads(n: int | None, device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def resolve_model(model: nn.Module | str | os.PathLike) -> tuple[nn.Module, nn.Module | str]:
+    """A model given as a module or a checkpoint path -> (the module, what a wrapper's spec records for it).
+
+    The spec records the checkpoint path when the model has one (loaded with
+    :func:`~sqair_world.training.checkpoints.load_model`), so that ``gym.make(env.spec)`` loads it again and two
+    envs made with the same arguments have equal specs; a model that was never saved is recorded itself."""
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    if not isinstance(model, nn.Module) or not hasattr(model, "online_step"):
+        raise TypeError(f"model must be a SQAIR model or the path of its checkpoint, got {type(model).__name__}")
+    return model, getattr(model, "checkpoint_path", model)
 
 
 def slot_space(
@@ -84,18 +93,19 @@ def slot_space(
     return gym.spaces.Dict(spaces)
 
 
-def frames_to_input(frames: np.ndarray, image_shape: tuple[int, int, int], device: torch.device) -> Tensor:
-    """Env frames ``[E, H, W, C]`` (uint8, or floats in [0, 1]) -> model input ``[E, C, H, W]`` floats in [0, 1]."""
-    x = torch.as_tensor(np.asarray(frames), device=device)
-    if x.dim() == 3:  # [E, H, W] grey
-        x = x.unsqueeze(-1)
-    if x.dim() != 4 or tuple(x.shape[1:]) != (image_shape[1], image_shape[2], image_shape[0]):
+def model_input(frames: np.ndarray, image_shape: tuple[int, int, int], device: torch.device) -> Tensor:
+    """Env frames ``[E, H, W, C]`` or ``[E, H, W]`` (uint8, or floats in [0, 1]) -> model input ``[E, C, H, W]``,
+    refusing frames of another shape than the checkpoint reads."""
+    frames = np.asarray(frames)
+    if frames.ndim == 3:  # [E, H, W] grey
+        frames = frames[..., None]
+    C, H, W = image_shape
+    if frames.ndim != 4 or frames.shape[1:] != (H, W, C):
         raise ValueError(
-            f"the checkpoint reads frames of shape (H, W, C) = {(image_shape[1], image_shape[2], image_shape[0])}, "
-            f"the env gives {tuple(x.shape[1:])}; use an env with matching preprocessing or another checkpoint"
+            f"the checkpoint reads frames of shape (H, W, C) = {(H, W, C)}, the env gives {frames.shape[1:]}; "
+            "use an env with matching preprocessing or another checkpoint"
         )
-    x = x.permute(0, 3, 1, 2)
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    return frames_to_input(frames, device, channels_last=True)
 
 
 def state_rows(state: TrackState, idx: Tensor) -> TrackState:
@@ -119,12 +129,13 @@ def set_state_rows(state: TrackState, idx: Tensor, part: TrackState) -> TrackSta
 class SlotEncoder:
     """Runs ``model.online_step`` on batches of env frames and keeps one tracker state per env row.
 
-    Shared by the single-env and vector wrappers so that both give the same slots.
+    Shared by the single-env and vector wrappers so that both give the same slots. ``num_slots`` (1 to the
+    model's ``max_objects``, default all) keeps the first slots, where the present objects are.
     """
 
     def __init__(
         self,
-        model,
+        model: nn.Module,
         num_envs: int,
         num_slots: int | None = None,
         device: str | torch.device = "auto",
@@ -134,24 +145,31 @@ class SlotEncoder:
         threads: int | None = 1,
         compile: bool = False,
     ) -> None:
-        self.device = resolve_device(device)
+        max_objects = model.cfg.max_objects
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if num_slots is not None and not 1 <= num_slots <= max_objects:
+            raise ValueError(
+                f"num_slots must be in 1..{max_objects} (the checkpoint's max_objects) or None for all, got {num_slots}"
+            )
+        if imagine_horizon < 0 or imagine_samples < 1:
+            raise ValueError(
+                f"imagine_horizon must be >= 0 (0: no imagined slots) and imagine_samples >= 1, "
+                f"got {imagine_horizon} and {imagine_samples}"
+            )
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None (leave torch's setting), got {threads}")
+        self.device = select_device(device)
         self.threads = threads
         self.model = model.to(self.device).eval()
-        if compile:  # 2-3x faster steps after minutes of compilation at the first steps (docs/gym.md, Speed)
+        if compile:  # faster steps after minutes of compilation at the first steps (docs/gym.md, Speed)
             accelerate(self.model, dynamic=None, cpp_wrapper=self.device.type == "cpu")
-        # A single env's compiled step always sees the same shapes, so once its tracking graph exists the ~1,000
-        # dynamo guards (module attributes, every tensor's shape and dtype; 0.1 ms hot, more between emulator
-        # frames) are not evaluated, only those that tell the first-frame and tracking graphs apart
-        # (torch.compiler.set_stance skip_guard_eval_unsafe): encoding a Pac-Man frame took 16% less time.
-        # Not for vector envs, whose row subsets change the shapes. Do not move the model while the env runs.
-        self._skip_guards = compile and num_envs == 1
-        self._guards_checked = False  # whether a tracking step has run with its guards evaluated
+        #: ``model.online_step`` on all rows; one env's shapes never change, so its compiled step skips guards
+        self.online_step = self.model.online_step
+        if compile and num_envs == 1:
+            self.online_step = GuardSkippingStep(self.model.online_step)
         self.num_envs = num_envs
-        self.num_slots = num_slots or model.cfg.max_objects
-        if self.num_slots < 1:
-            raise ValueError(f"num_slots must be >= 1, got {self.num_slots}")
+        self.num_slots = num_slots or max_objects
         self.sample = sample
         self.imagine_horizon, self.imagine_samples = imagine_horizon, imagine_samples
         self.state: TrackState
@@ -186,9 +204,9 @@ class SlotEncoder:
             return self._encode(frames, rows)
 
     def _encode(self, frames: np.ndarray, rows: np.ndarray | None) -> dict[str, np.ndarray]:
-        x = frames_to_input(frames, tuple(self.model.cfg.image_shape), self.device)
+        x = model_input(frames, tuple(self.model.cfg.image_shape), self.device)
         if rows is None:
-            out = self._online_step(x)
+            out = self.online_step(self.state, x, sample=self.sample)
             self.state = out.state
         else:
             idx = torch.as_tensor(rows, device=self.device, dtype=torch.long)
@@ -200,61 +218,34 @@ class SlotEncoder:
         if self.imagine_horizon > 0:
             im = self._imagine(out.state, self.imagine_horizon, self.imagine_samples, False)
             summary = torch.cat([im.z.pres.unsqueeze(-1), where_to_box(im.z.where)], -1).mean(2)  # [H, E, N, 5]
-            obs["imagined"] = self._fit_slots(summary.permute(1, 0, 2, 3), axis=2).cpu().numpy().astype(np.float32)
+            obs["imagined"] = summary.permute(1, 0, 2, 3)[:, :, : self.num_slots].cpu().numpy().astype(np.float32)
         return obs
 
-    def _online_step(self, x: Tensor) -> StepOutput:
-        """``model.online_step`` on all rows; see ``__init__`` for when dynamo's guards are skipped."""
-        if self._guards_checked:
-            try:
-                with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
-                    return self.model.online_step(self.state, x, sample=self.sample)
-            except RuntimeError as err:  # an input no compiled graph fits: dynamo refuses before running anything
-                if "skip_guard_eval_unsafe" not in str(err):
-                    raise
-                self._skip_guards = self._guards_checked = False  # evaluate the guards (and recompile) from now on
-        tracking = self._skip_guards and bool((self.state.t > 0).all())
-        out = self.model.online_step(self.state, x, sample=self.sample)
-        self._guards_checked = tracking  # the tracking graph was compiled, or found by its guards, just now
-        return out
-
-    def _fit_slots(self, a: Tensor, axis: int, fill: float = 0.0) -> Tensor:
-        """Truncate or pad the slot axis to ``num_slots``."""
-        n = a.shape[axis]
-        if n >= self.num_slots:
-            return a.narrow(axis, 0, self.num_slots)
-        pad_shape = list(a.shape)
-        pad_shape[axis] = self.num_slots - n
-        return torch.cat([a, a.new_full(pad_shape, fill)], axis)
-
     def slots_to_numpy(self, z: Slots) -> dict[str, np.ndarray]:
-        """Slots ``[E, N, ...]`` -> the observation arrays (see module docstring)."""
+        """Slots ``[E, N, ...]`` -> the observation arrays (see module docstring), the first ``num_slots`` slots."""
+        z = Slots(*(a[:, : self.num_slots] for a in z))
         present = z.pres.unsqueeze(-1)
         # one float array for pres, where and what (one device-to-host copy; tiny per-op costs dominate a step)
         packed = torch.cat([present, where_to_box(z.where).clamp(0, 1) * present, z.what * present], -1)
-        packed = self._fit_slots(packed, 1).cpu().numpy()  # [E, N, 1 + 4 + D]
+        packed = packed.cpu().numpy()  # [E, N, 1 + 4 + D]
         part = lambda lo, hi: np.ascontiguousarray(packed[..., lo:hi], dtype=np.float32)
         return {
             "pres": part(0, 1)[..., 0],
             "where": part(1, 5),
             "what": part(5, None),
-            "id": self._fit_slots(torch.where(z.pres > 0, z.id, -1), 1, -1).cpu().numpy().astype(np.int64),
+            "id": torch.where(z.pres > 0, z.id, -1).cpu().numpy().astype(np.int64),
         }
 
-    def imagine(
-        self, horizon: int, num_samples: int = 1, render: bool = False, rows: Tensor | None = None
-    ) -> dict[str, np.ndarray]:
-        """Predicted slots ``[E, H, S, N, ...]`` (and frames ``[E, H, S, H_img, W_img, C]`` uint8) from the current state."""
+    def imagine(self, horizon: int, num_samples: int = 1, render: bool = False) -> dict[str, np.ndarray]:
+        """Predicted slots ``[E, H, S, N, ...]`` (and frames ``[E, H, S, H_img, W_img, C]`` uint8) from the current
+        state."""
         if horizon < 1 or num_samples < 1:
             raise ValueError(f"horizon and num_samples must be >= 1, got {horizon} and {num_samples}")
         with inference(self.threads, self.device):
-            return self._imagine_numpy(horizon, num_samples, render, rows)
+            return self._imagine_numpy(horizon, num_samples, render)
 
-    def _imagine_numpy(
-        self, horizon: int, num_samples: int, render: bool, rows: Tensor | None
-    ) -> dict[str, np.ndarray]:
-        state = self.state if rows is None else state_rows(self.state, rows)
-        im = self._imagine(state, horizon, num_samples, render)
+    def _imagine_numpy(self, horizon: int, num_samples: int, render: bool) -> dict[str, np.ndarray]:
+        im = self._imagine(self.state, horizon, num_samples, render)
         z = Slots(*(a.transpose(0, 1) for a in im.z))  # [E, H, S, N, ...]
         flat = Slots(*(a.reshape(-1, *a.shape[3:]) for a in z))
         arrays = self.slots_to_numpy(flat)
@@ -266,15 +257,12 @@ class SlotEncoder:
         return out
 
 
-def _take(obs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
-    return {k: v[i] for k, v in obs.items() if k != "bound"}
-
-
-class SQAIRObservation(gym.Wrapper):
+class SQAIRObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replace each frame by SQAIR's tracked object slots (see the module docstring for the space).
 
     The tracker state persists across steps and is cleared on ``reset()``. ``imagine()`` rolls the learned
-    priors forward from the current state without touching the env.
+    priors forward from the current state without touching the env. ``model``: a SQAIR model or the path of
+    its checkpoint (the env's spec records the path, see :func:`resolve_model`).
 
     Example:
         >>> import gymnasium as gym, sqair_world
@@ -290,7 +278,7 @@ class SQAIRObservation(gym.Wrapper):
     def __init__(
         self,
         env: gym.Env,
-        model,
+        model: nn.Module | str | os.PathLike,
         device: str | torch.device = "auto",
         num_slots: int | None = None,
         include_frame: bool = False,
@@ -300,7 +288,20 @@ class SQAIRObservation(gym.Wrapper):
         threads: int | None = 1,
         compile: bool = False,
     ) -> None:
-        super().__init__(env)
+        model, source = resolve_model(model)
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            model=source,
+            device=str(device),
+            num_slots=num_slots,
+            include_frame=include_frame,
+            imagine_horizon=imagine_horizon,
+            imagine_samples=imagine_samples,
+            sample=sample,
+            threads=threads,
+            compile=compile,
+        )
+        gym.Wrapper.__init__(self, env)
         space = env.observation_space
         C, H, W = model.cfg.image_shape
         if not isinstance(space, gym.spaces.Box) or tuple(
@@ -318,7 +319,7 @@ class SQAIRObservation(gym.Wrapper):
         self._frame: np.ndarray | None = None
 
     @property
-    def model(self):
+    def model(self) -> nn.Module:
         return self.encoder.model
 
     @property
@@ -328,8 +329,8 @@ class SQAIRObservation(gym.Wrapper):
     def _observe(self, frame: np.ndarray, info: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         self._frame = frame
         obs = self.encoder.encode(frame[None])
-        info = dict(info, sqair_bound=float(obs["bound"][0]))
-        out = _take(obs, 0)
+        info = dict(info, sqair_bound=float(obs.pop("bound")[0]))
+        out = {k: v[0] for k, v in obs.items()}
         if self.include_frame:
             out["frame"] = frame
         return out, info
@@ -346,41 +347,16 @@ class SQAIRObservation(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def imagine(self, horizon: int, num_samples: int = 1, render: bool = False) -> dict[str, np.ndarray]:
-        """Predicted slots ``[H, S, N, ...]`` (and ``frames`` ``[H, S, H_img, W_img, C]`` uint8) from the current state."""
+        """Predicted slots ``[H, S, N, ...]`` (and ``frames`` ``[H, S, H_img, W_img, C]`` uint8) from the current
+        state."""
         return {k: v[0] for k, v in self.encoder.imagine(horizon, num_samples, render).items()}
 
     def render(self, scale: int = 4) -> np.ndarray | None:
-        """The last frame with the tracked boxes, coloured by identity (RGB uint8)."""
+        """The last frame with the tracked boxes, coloured by identity (RGB uint8, ``scale`` times larger)."""
         if self._frame is None:
             return None
-        from sqair_world.evaluation.draw import draw_frame
-
         z = self.encoder.state.z
         H, W = self._frame.shape[:2]
-        boxes = pixel_boxes(z.where[0], (H, W)).cpu().numpy()
+        boxes = box_to_pixels(where_to_box(z.where[0]), H, W).cpu().numpy()
         ids = torch.where(z.pres[0] > 0, z.id[0], -1).cpu().numpy()
-        frame = self._frame if self._frame.dtype == np.uint8 else (np.clip(self._frame, 0, 1) * 255).astype(np.uint8)
-        return draw_frame(frame, boxes, ids, scale)
-
-
-def record_episode_gif(
-    env: gym.Env, path, max_steps: int = 300, seed: int | None = None, policy=None, fps: float = 15, scale: int = 4
-) -> int:
-    """Play one episode (random actions unless ``policy(obs) -> action``) and write ``render()`` frames as a GIF."""
-    from sqair_world.evaluation.draw import save_gif
-
-    obs, _ = env.reset(seed=seed)
-    frames = [env.render(scale=scale) if _takes_scale(env) else env.render()]
-    steps = 0
-    for steps in range(1, max_steps + 1):
-        action = policy(obs) if policy is not None else env.action_space.sample()
-        obs, _, term, trunc, _ = env.step(action)
-        frames.append(env.render(scale=scale) if _takes_scale(env) else env.render())
-        if term or trunc:
-            break
-    save_gif(path, frames, fps)
-    return steps
-
-
-def _takes_scale(env) -> bool:
-    return isinstance(env, SQAIRObservation)
+        return draw_frame(self._frame, boxes, ids, scale)

@@ -4,24 +4,28 @@
   default) the step after an episode ends returns the reset frame of that env, so its tracker row is
   cleared on that step; under same-step autoreset it is cleared on the step that ends the episode; with
   autoreset disabled, ``reset(options={"reset_mask": mask})`` clears and re-tracks only the masked envs.
-The SB3 counterpart is :class:`sqair_world.agents.vec_env.SQAIRVecEnv`. Both use :class:`~sqair_world.envs.slots.SlotEncoder`, so they give the same slots as
-per-env :class:`~sqair_world.envs.slots.SQAIRObservation` wrappers.
+The SB3 counterpart is :class:`sqair_world.agents.vec_env.SQAIRVecEnv`. Both use
+:class:`~sqair_world.envs.slots.SlotEncoder`, so they give the same slots as per-env
+:class:`~sqair_world.envs.slots.SQAIRObservation` wrappers.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+from torch import nn
 
-from sqair_world.envs.slots import SlotEncoder, slot_space
+from sqair_world.envs.slots import SlotEncoder, resolve_model, slot_space
 
 
-class SQAIRVectorObservation(VectorWrapper):
-    """Gymnasium vector env of frames -> vector env of slot dicts (``single_observation_space`` as the single-env wrapper).
+class SQAIRVectorObservation(VectorWrapper, gym.utils.RecordConstructorArgs):
+    """Gymnasium vector env of frames -> vector env of slot dicts (``single_observation_space`` as the single-env
+    wrapper). ``model``: a SQAIR model or the path of its checkpoint.
 
     Example:
         >>> import gymnasium as gym, sqair_world
@@ -35,7 +39,7 @@ class SQAIRVectorObservation(VectorWrapper):
     def __init__(
         self,
         env: VectorEnv,
-        model,
+        model: nn.Module | str | os.PathLike,
         device: str | torch.device = "auto",
         num_slots: int | None = None,
         include_frame: bool = False,
@@ -43,7 +47,18 @@ class SQAIRVectorObservation(VectorWrapper):
         threads: int | None = 1,
         compile: bool = False,
     ) -> None:
-        super().__init__(env)
+        model, source = resolve_model(model)
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            model=source,
+            device=str(device),
+            num_slots=num_slots,
+            include_frame=include_frame,
+            sample=sample,
+            threads=threads,
+            compile=compile,
+        )
+        VectorWrapper.__init__(self, env)
         self.encoder = SlotEncoder(model, env.num_envs, num_slots, device, sample, threads=threads, compile=compile)
         self.include_frame = include_frame
         self.single_observation_space = slot_space(

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from sqair_world.evaluation.draw import draw_frame, grid, save_gif, save_png, to_rgb
-from sqair_world.model.spatial import glimpse_to_image, pixel_boxes
+from sqair_world.model.spatial import glimpse_to_image, where_to_box
 from sqair_world.model.types import Imagined, SequenceOutput, Slots
+from sqair_world.utils import box_to_pixels
 
 
 def best_particle(out: SequenceOutput) -> Tensor:
@@ -35,7 +36,8 @@ def pick(z: Slots, k: Tensor) -> Slots:
 
 def boxes_and_ids(z: Slots, image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Pixel boxes ``[..., N, 4]`` (x, y, w, h) and ids (``-1`` where absent) as numpy."""
-    return pixel_boxes(z.where, image_hw).detach().cpu().numpy(), torch.where(z.pres > 0, z.id, -1).cpu().numpy()
+    boxes = box_to_pixels(where_to_box(z.where), *image_hw)
+    return boxes.detach().cpu().numpy(), torch.where(z.pres > 0, z.id, -1).cpu().numpy()
 
 
 def reconstruction_panels(
@@ -69,6 +71,14 @@ def reconstruction_panels(
 
 def reconstruction_strip(x: Tensor, out: SequenceOutput, max_sequences: int = 4, scale: int = 3) -> np.ndarray:
     return grid(reconstruction_panels(x, out, max_sequences, scale))
+
+
+@torch.no_grad()
+def write_reconstructions(model, x: Tensor, path: str | Path, scale: int = 2) -> Path:
+    """Inputs ``x [T, B, C, H, W]`` and their reconstructions (posterior means, one particle) with boxes coloured
+    by identity, as a PNG of two rows per sequence."""
+    out = model(x, k=1, sample=False)
+    return save_png(path, reconstruction_strip(x, out, x.shape[1], scale))
 
 
 def glimpse_panels(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from typing import NamedTuple
 
+import motmetrics as mm
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -28,15 +29,12 @@ def count_accuracy(count: Tensor, weights: Tensor, truth: Tensor) -> Tensor:
 
 
 def iou_distance(gt: np.ndarray, pred: np.ndarray, max_iou_distance: float = 0.5) -> np.ndarray:
-    """1 - IoU between boxes ``[M, 4]`` and ``[N, 4]`` (x, y, w, h); NaN (no match allowed) above the threshold."""
+    """1 - IoU between boxes ``[M, 4]`` and ``[N, 4]`` (x, y, w, h); NaN (no match allowed) above the threshold.
+
+    motmetrics' ``boxiou``: its ``iou_matrix`` calls ``np.asfarray``, which NumPy 2 removed."""
     if len(gt) == 0 or len(pred) == 0:
         return np.empty((len(gt), len(pred)))
-    g, p = gt[:, None], pred[None]
-    iw = np.clip(np.minimum(g[..., 0] + g[..., 2], p[..., 0] + p[..., 2]) - np.maximum(g[..., 0], p[..., 0]), 0, None)
-    ih = np.clip(np.minimum(g[..., 1] + g[..., 3], p[..., 1] + p[..., 3]) - np.maximum(g[..., 1], p[..., 1]), 0, None)
-    inter = iw * ih
-    union = g[..., 2] * g[..., 3] + p[..., 2] * p[..., 3] - inter
-    d = 1 - inter / np.maximum(union, 1e-9)
+    d = 1 - mm.distances.boxiou(np.asarray(gt, float)[:, None], np.asarray(pred, float)[None])
     return np.where(d > max_iou_distance, np.nan, d)
 
 
@@ -79,8 +77,6 @@ def tracking_scores(
     """
     if match not in ("iou", "centre"):
         raise ValueError(f"match must be 'iou' or 'centre', got {match!r}")
-    import motmetrics as mm
-
     T, B = gt_ids.shape[:2]
     accs, names = [], []
     for b in range(B):

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on held-out moving-MNIST sequences: the paper's Table 1, tracking scores, figures.
 
-    python -m sqair_world.evaluate runs/mnist-mlp-sqair/last.pt [--num-sequences 1000] [--particles 1000]
+    python -m sqair_world.evaluate mnist runs/mnist-mlp-sqair/last.pt [--num-sequences 1000] [--particles 1000]
 
 Estimators (reference §5):
 
@@ -21,12 +21,8 @@ Estimators (reference §5):
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,9 +30,8 @@ import torch
 from torch import Tensor
 
 from sqair_world.evaluation.metrics import addition_accuracy, count_accuracy, tracking_scores
-from sqair_world.model.spatial import pixel_boxes
-from sqair_world.speed import flush_denormals
-from sqair_world.training.checkpoints import CheckpointError, load_model
+from sqair_world.model.spatial import where_to_box
+from sqair_world.utils import box_to_pixels
 
 PAPER_TABLE1 = {  # reference §9
     "conv-sqair": (6784.8, 6923.8, 134.6, 0.9974, 0.9990),
@@ -97,7 +92,7 @@ def posterior_track(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] |
         return None
     z = out.latents
     z = type(z)(*(a[:, :, 0] for a in z))  # [T, B, N, ...]
-    boxes = pixel_boxes(z.where, tuple(x.shape[-2:]))
+    boxes = box_to_pixels(where_to_box(z.where), *x.shape[-2:])
     return boxes, torch.where(z.pres > 0, z.id, -1), out.slot_features[:, :, 0], out.slot_mask[:, :, 0]
 
 
@@ -190,7 +185,10 @@ def format_table(name: str, r: dict[str, Any]) -> str:
     def f(v, digits=1):
         return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
-    head = f"{'model':<22}{'log p(x)':>10}{'log p(x|z)':>12}{'KL(q||p)':>10}{'counting':>10}{'counting(vis)':>15}{'addition':>10}"
+    head = (
+        f"{'model':<22}{'log p(x)':>10}{'log p(x|z)':>12}{'KL(q||p)':>10}{'counting':>10}{'counting(vis)':>15}"
+        f"{'addition':>10}"
+    )
     ours = (
         f"{name + ' (ours)':<22}{f(r['log_px']):>10}{f(r['rec']):>12}{f(r['kl']):>10}{f(r.get('count_acc'), 4):>10}"
         f"{f(r.get('count_acc_visible'), 4):>15}{f(r.get('addition_acc'), 4):>10}"
@@ -213,97 +211,3 @@ def format_table(name: str, r: dict[str, Any]) -> str:
         )
     lines.append(f"({r['num_sequences']} evaluation sequences of {r['seq_len']} frames, K={r['particles']} particles)")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m sqair_world.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("checkpoint")
-    p.add_argument(
-        "--num-sequences", type=int, default=1000, help="evaluation sequences (default 1000; the paper: 10,000)"
-    )
-    p.add_argument("--particles", type=int, default=1000, help="K for the IWAE bound (default 1000, as the paper)")
-    p.add_argument("--chunk", type=int, default=50, help="particles per forward pass (memory)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--addition-train-sequences", type=int, default=2000, help="0 skips the addition classifier")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mnist-dir", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--out", default=None, help="directory for metrics.json and figures (default: next to the checkpoint)"
-    )
-    p.add_argument(
-        "--visible-threshold",
-        type=float,
-        default=0.25,
-        help="tracking ground truth: digits with at least this fraction of their pixels on screen",
-    )
-    p.add_argument(
-        "--max-iou-distance",
-        type=float,
-        default=0.5,
-        help="tracking: a box matches a ground-truth box when 1 - IoU <= this (default 0.5, i.e. IoU >= 0.5)",
-    )
-    p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args(argv)
-    for name in ("num_sequences", "particles", "chunk", "batch_size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if not 0 < args.max_iou_distance < 1:
-        p.error(f"--max-iou-distance is in (0, 1), got {args.max_iou_distance}")
-    if not 0 <= args.visible_threshold <= 1:
-        p.error(f"--visible-threshold is a fraction in [0, 1], got {args.visible_threshold}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    flush_denormals()
-    from sqair_world.training.trainer import select_device
-
-    try:
-        model = load_model(args.checkpoint, map_location=select_device(args.device))
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if tuple(model.cfg.image_shape) != (1, 50, 50):
-        print(
-            f"error: {args.checkpoint} is a model of {model.cfg.image_shape} frames; evaluate scores moving-MNIST "
-            "(1, 50, 50) models",
-            file=sys.stderr,
-        )
-        return 2
-    out_dir = Path(args.out or Path(args.checkpoint).with_suffix("").parent / "eval")
-    torch.manual_seed(args.seed)
-    result = evaluate(
-        model,
-        args.num_sequences,
-        args.particles,
-        args.chunk,
-        args.batch_size,
-        args.addition_train_sequences,
-        args.seed,
-        args.mnist_dir,
-        visible_threshold=args.visible_threshold,
-        max_iou_distance=args.max_iou_distance,
-    )
-    result["model"] = model.model_name
-    result["checkpoint"] = str(args.checkpoint)
-    result["step"] = model.checkpoint_extra.get("step")
-    print(format_table(model.model_name, result))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    print(f"wrote {out_dir / 'metrics.json'}")
-    if not args.no_figures:
-        from sqair_world.data import MovingMNISTConfig, load_moving_mnist
-        from sqair_world.evaluation.figures import write_figures
-
-        data = load_moving_mnist("eval", max(args.num_sequences, 8), args.seed, args.mnist_dir, MovingMNISTConfig())
-        pick = np.argsort(-data.num_digits, kind="stable")[:4]
-        x = torch.from_numpy(data.frames[:, pick, None]).float().div_(255).to(next(model.parameters()).device)
-        for name, path in write_figures(model, x, out_dir).items():
-            print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

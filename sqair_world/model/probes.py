@@ -20,13 +20,16 @@ _SINK: ContextVar[dict[str, list[Tensor]] | None] = ContextVar("sqair_probes", d
 
 def active() -> bool:
     """Whether a :func:`probing` block is open (so that the caller computes a probe's value only then)."""
-    return _SINK.get() is not None and not torch.compiler.is_compiling()
+    # compiling first: dynamo cannot trace ContextVar.get (inside torch.cond, say), and graphs record nothing
+    return not torch.compiler.is_compiling() and _SINK.get() is not None
 
 
 def record(name: str, value: Tensor) -> None:
     """Keep a detached copy of ``value`` under ``name`` if a :func:`probing` block is open (else do nothing)."""
+    if torch.compiler.is_compiling():
+        return
     sink = _SINK.get()
-    if sink is None or torch.compiler.is_compiling():
+    if sink is None:
         return
     sink.setdefault(name, []).append(value.detach().float().reshape(-1))
 

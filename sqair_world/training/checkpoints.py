@@ -11,14 +11,19 @@ add keys to the same dict through ``extra``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from sqair_world.utils import atomic_write
+
 FORMAT = "sqair-world/1"
+MAKE_ONE = (
+    "make one with `python -m sqair_world.pretrain` (see its --help) or `sqair_world.save_model(path, model)`; "
+    "the shipped checkpoints come back with a reinstall of sqair-world"
+)
 
 
 class CheckpointError(RuntimeError):
@@ -26,44 +31,31 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same directory, fsync, then ``os.replace``: a crash
-    mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; checkpoints are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through :func:`sqair_world.utils.atomic_write`: a crash mid-write leaves the previous file
+    intact."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = None) -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` with errors that name the file and the problem."""
+    """``torch.load(weights_only=True)`` with errors that name the file, the problem and how to make a checkpoint.
+
+    The errors never pass on torch's advice to load the file with arbitrary unpickling: a file that holds more
+    than tensors and plain containers is not a sqair-world checkpoint, and unpickling it could run any code.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} does not exist; train one with `python -m sqair_world.pretrain` "
-            "or pass the path of an existing .pt file"
-        )
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; {MAKE_ONE}")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, random bytes, pickled objects that weights_only refuses, ...
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupt or not a sqair-world checkpoint "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-            "re-download or re-train it"
-        ) from err
+            f"checkpoint {str(path)!r} is corrupt or not a sqair-world checkpoint: torch could not read it as "
+            f"tensors and plain containers ({type(err).__name__}); {MAKE_ONE}"
+        ) from None  # torch's message advises unpickling the file anyway
     if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(
-            f"{str(path)!r} is not a sqair-world checkpoint (expected format {FORMAT!r}, "
-            f"got {data.get('format') if isinstance(data, dict) else type(data).__name__!r})"
+            f"{str(path)!r} is not a sqair-world checkpoint (expected format {FORMAT!r}, got {found!r}); {MAKE_ONE}"
         )
     return data
 
@@ -127,10 +119,12 @@ def model_from_payload(data: dict[str, Any], path: str = "<memory>", expected_co
 
 
 def load_model(path: str | os.PathLike, map_location: Any = None, expected_config: Any = None) -> nn.Module:
-    """Load a model saved by :func:`save_model`. The checkpoint's ``extra`` dict is on ``model.checkpoint_extra``."""
+    """Load a model saved by :func:`save_model`. The checkpoint's ``extra`` dict is on ``model.checkpoint_extra``,
+    its path on ``model.checkpoint_path`` (what the env wrappers' specs record)."""
     data = safe_torch_load(path, map_location="cpu")
     model = model_from_payload(data, str(path), expected_config)
     model.checkpoint_extra = data.get("extra", {})
+    model.checkpoint_path = str(path)
     if map_location is not None:
         model.to(map_location)
     return model
