@@ -149,4 +149,5 @@ class Discovery(nn.Module):
         ).sum(-1)
         if probes.active():
             probes.record("disc/kl", log_q_cont + log_q_pres - log_p)
+            probes.record("disc/count", n_disc.float())
         return DiscoveryOutput(what_s, where_s, pres_s, log_q_cont + log_q_pres, log_p, log_q_pres)

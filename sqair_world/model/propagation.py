@@ -192,6 +192,10 @@ class Propagation(nn.Module):
             p_where = normal_log_prob(where, take(prior.where_mu[:, i]), take(prior.where_std[:, i])).sum(-1)
             p_what = normal_log_prob(what, take(prior.what_mu[:, i]), take(prior.what_std[:, i])).sum(-1)
             lp = kept * (p_where + p_what) + pres_p * bernoulli_log_prob(pres, take(prior.pres_logit[:, i]))
+            if probes.active():  # per kept object: the sampled KL terms of where and what
+                k = kept > 0
+                probes.record("prop/kl_where", (mvn_tril_log_prob(where, loc, scale_tril) - p_where)[k])
+                probes.record("prop/kl_what", (normal_log_prob(what, what_loc, what_std).sum(-1) - p_what)[k])
             # back to all R rows (if gathered, inactive rows keep their old latents and states and add nothing)
             log_q_pres, log_q_cont = log_q_pres + rows.put(lq_pres, 0.0), log_q_cont + rows.put(lq_cont, 0.0)
             log_p = log_p + rows.put(lp, 0.0)
