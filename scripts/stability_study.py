@@ -30,9 +30,14 @@ def main() -> None:
     p.add_argument("--curriculum-every", type=int, default=None)
     p.add_argument("--diagnostics-every", type=int, default=50)
     p.add_argument("--model-set", action="append", default=[], help="FIELD=VALUE (python literal)")
+    p.add_argument("--min-scale", type=float, default=None, help="floor of the glimpse scale (the code's: 1e-4)")
     args = p.parse_args()
     import ast
 
+    if args.min_scale is not None:  # the hypothesis under test: degenerate tiny glimpses (1/s in the inverse warp)
+        from sqair_world.model import spatial
+
+        spatial.MIN_SCALE = args.min_scale
     overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.model_set)}
     cfg = TrainConfig(
         recipe="fast",
