@@ -5,7 +5,8 @@ autocast of the networks) or ``--mode fast_matmul`` (TrainConfig.fast_matmul: fl
                                       [--sequences 64]
 
 Same weights, same data, same sampling noise; prints the IWAE bound (K=5) both ways and their per-sequence
-difference. The learning-curve half of the check is two pretraining runs, see docs/moving_mnist.md ("Reduced precision").
+difference. The learning-curve half of the check is two pretraining runs, see docs/moving_mnist.md ("Reduced
+precision").
 """
 
 from __future__ import annotations
