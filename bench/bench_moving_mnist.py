@@ -11,10 +11,10 @@ import time
 from sqair_world.data import MovingMNISTConfig, load_embedded_mnist, make_moving_mnist
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--num-sequences", type=int, default=60000)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     images, labels = load_embedded_mnist("train")
     t0, c0 = time.perf_counter(), time.process_time()
     data = make_moving_mnist(images, labels, args.num_sequences, MovingMNISTConfig(), seed=0)

@@ -1,8 +1,14 @@
-"""Process-group helpers without torchrun (the two-process gloo test is in test_train.py)."""
+"""Process-group helpers without torchrun, and the pretrain command under torchrun with two gloo processes (a
+separate interpreter per rank: the one test here that cannot run in-process)."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from sqair_world.training.checkpoints import safe_torch_load
 from sqair_world.training.distributed import DistInfo, any_rank, init_distributed, select_device
 
 
@@ -27,12 +33,6 @@ def test_bad_device_and_launch_errors_say_what_to_do(monkeypatch):
 
 def test_torchrun_cli_two_gloo_processes(tmp_path):
     """The pretrain command itself under torchrun: trains, only rank 0 writes, checkpoint loads."""
-    import os
-    import subprocess
-    import sys
-
-    from sqair_world.training.checkpoints import safe_torch_load
-
     env = {**os.environ, "SQAIR_WORLD_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
@@ -48,8 +48,6 @@ def test_torchrun_cli_two_gloo_processes(tmp_path):
         "2",
         "--batch-size",
         "4",
-        "--k-particles",
-        "2",
         "--curriculum-max",
         "3",
         "--num-train-sequences",
@@ -58,14 +56,15 @@ def test_torchrun_cli_two_gloo_processes(tmp_path):
         "4",
         "--val-every",
         "2",
-        "--progress",
-        "false",
+        "--no-progress",
         "--run-dir",
         str(tmp_path / "run"),
-        "--model-set",
-        "n_hidden=16",
-        "--model-set",
-        "n_what=4",
+        "--model.k-particles",
+        "2",
+        "--model.n-hidden",
+        "16",
+        "--model.n-what",
+        "4",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

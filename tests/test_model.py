@@ -8,13 +8,6 @@ from sqair_world.model.distributions import bernoulli_log_prob, mvn_tril_log_pro
 from sqair_world.model.registry import build_model, model_config
 from sqair_world.training.checkpoints import CheckpointError, load_model, save_model
 
-TINY = dict(image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=6, n_hidden=32, n_hidden_small=16, k_particles=3)
-
-
-def tiny(name="mlp-sqair", **kw):
-    torch.manual_seed(0)
-    return build_model(name, **{**TINY, **kw})
-
 
 def test_default_parameter_count_matches_the_reference():
     model = build_model("mlp-sqair")
@@ -33,8 +26,8 @@ def test_initial_probabilities_match_the_reference():
     assert lp.exp()[0, 0] > 0.999  # p(0 new objects | t > 0) ~ 0.9999 at init
 
 
-def test_shapes_masks_and_ids():
-    model = tiny()
+def test_shapes_masks_and_ids(tiny_sqair):
+    model = tiny_sqair()
     x = torch.rand(4, 2, 1, 24, 24)
     out = model(x)
     T, B, K, N = 4, 2, 3, 3
@@ -50,9 +43,9 @@ def test_shapes_masks_and_ids():
     assert torch.isfinite(out.loss) and torch.all(out.ess >= 1 - 1e-4)
 
 
-def test_gradients_reach_every_parameter():
+def test_gradients_reach_every_parameter(tiny_sqair):
     for name in ("mlp-sqair", "mlp-air"):
-        model = tiny(name)
+        model = tiny_sqair(name)
         model(torch.rand(3, 2, 1, 24, 24)).loss.backward()
         missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
         if name == "mlp-air":  # no propagation modules exist at all
@@ -60,8 +53,8 @@ def test_gradients_reach_every_parameter():
         assert not missing, missing
 
 
-def test_iwae_with_one_particle_is_the_elbo():
-    model = tiny()
+def test_iwae_with_one_particle_is_the_elbo(tiny_sqair):
+    model = tiny_sqair()
     x = torch.rand(3, 2, 1, 24, 24)
     torch.manual_seed(5)
     out = model(x, k=1)
@@ -84,34 +77,55 @@ def test_log_probability_helpers_against_torch_distributions():
     torch.testing.assert_close(bernoulli_log_prob(v, logit), torch.distributions.Bernoulli(logits=logit).log_prob(v))
 
 
-def test_discovery_count_is_the_modified_geometric():
-    """log q(n) accumulated by the stopping chain equals log[p1..pn (1 - p_{n+1})]; checked by Monte Carlo."""
-    model = tiny(enforce_discovery_cap=False)
-    disc = model.discovery
+def test_discovery_count_is_the_modified_geometric(tiny_sqair):
+    """The number discovered has the closed form P(n) = p1...pn (1 - p_{n+1}), with no last factor at the cap (or at
+    N): exactly in log q(n) of the stopping chain, row by row, and in the frequencies of the sampled counts.
+
+    The inputs that carry the previous slot's sampled what and where are cut (zero weights), so that p_j depends on
+    the slot j only and the closed form holds unconditionally; p_j is recomputed here from the networks."""
+    model = tiny_sqair()
+    disc, (N, D, H) = model.discovery, (model.cfg.max_objects, model.cfg.n_what, model.cfg.n_hidden)
+    with torch.no_grad():
+        disc.rnn.cell.weight[:, 2 * H : 2 * H + D + 4] = 0  # RNN input [image, c, what, where, pres, h]
+        disc.pres_predictor.mlp[0].weight[:, H:] = 0  # presence input [h, what]
+        disc.presence_offset.fill_(-0.4)
+    R = 8000
+    image = torch.rand(1, 1, 24, 24)  # one frame shared by every row (K = R particles)
+    feats = model.encode_images(image).expand(R, -1)
+    cap = torch.tensor([N, 1]).repeat(R // 2)  # half the rows may discover N objects, half one
     torch.manual_seed(3)
-    R = 4000
-    image = torch.rand(1, 1, 24, 24).expand(R, 1, 24, 24)
-    feats = model.encode_images(image)
-    c = torch.zeros(R, 32)
-    out = disc(image, feats, c, torch.full((R, 1), -0.5), torch.zeros(R), None)
+    with torch.no_grad():
+        out = disc(image, feats, torch.zeros(R, H), torch.full((R, 1), -0.5), torch.zeros(R), cap)
+        h, p = disc.h0, []
+        for _ in range(N):
+            h = disc.rnn(torch.cat([feats[0], torch.zeros(H + D + 4), torch.ones(1)]), h)
+            p.append(torch.sigmoid(disc.pres_predictor(torch.cat([h, torch.zeros(D)])) + disc.presence_offset))
+    p = torch.stack(p).double()
+    assert 0.2 < p.min() and p.max() < 0.8 and p.max() - p.min() > 0.01, p  # every count likely, p_j differ
+
+    def closed_form(m):  # P(n) for n = 0..m under the cap m
+        return torch.stack([p[:n].prod() * (1 - p[n] if n < m else 1) for n in range(m + 1)])
+
     n = out.pres.sum(-1).long()
-    # within one frame all rows share the network, but samples differ; empirical frequencies vs exp(log q)
-    for k in range(4):
-        sel = n == k
-        if sel.sum() > 50:
-            freq = sel.float().mean()
-            assert abs(out.log_q_pres[sel].exp().mean() - freq) < 0.08
+    for m in (N, 1):
+        rows = cap == m
+        P = closed_form(m)
+        torch.testing.assert_close(out.log_q_pres[rows].double(), P.log()[n[rows]], rtol=0, atol=1e-5)
+        freq = torch.bincount(n[rows], minlength=N + 1).double() / rows.sum()
+        assert (freq[m + 1 :] == 0).all(), (m, freq)
+        sigma = (P * (1 - P) / rows.sum()).sqrt()
+        assert ((freq[: m + 1] - P).abs() < 4 * sigma).all(), (m, freq, P)
 
 
-def test_discovery_cap_never_exceeds_n():
-    model = tiny(disc_step_bias=20.0, prop_step_bias=20.0)
+def test_discovery_cap_never_exceeds_n(tiny_sqair):
+    model = tiny_sqair(disc_step_bias=20.0, prop_step_bias=20.0)
     out = model(torch.rand(4, 2, 1, 24, 24))
     assert torch.all(out.num_disc[1:] <= 3 - out.num_prop[1:])
 
 
 @pytest.mark.parametrize("frames", ["empty", "full", "edge"])
-def test_no_nan_on_hard_frames(frames):
-    model = tiny()
+def test_no_nan_on_hard_frames(frames, tiny_sqair):
+    model = tiny_sqair()
     x = torch.zeros(3, 2, 1, 24, 24)
     if frames == "full":
         x = torch.ones_like(x)
@@ -125,18 +139,18 @@ def test_no_nan_on_hard_frames(frames):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_all_absent_rows_are_finite():
-    model = tiny(disc_step_bias=-50.0)
+def test_all_absent_rows_are_finite(tiny_sqair):
+    model = tiny_sqair(disc_step_bias=-50.0)
     out = model(torch.rand(3, 2, 1, 24, 24))
     assert out.count.sum() == 0 and torch.isfinite(out.iwae).all()
 
 
 @pytest.mark.parametrize("disc_step_bias, prop_step_bias", [(-50.0, 0.0), (0.0, 0.0), (2.0, 0.0), (30.0, 30.0)])
-def test_inference_without_gradients_skips_absent_slots_exactly(disc_step_bias, prop_step_bias):
+def test_inference_without_gradients_skips_absent_slots_exactly(disc_step_bias, prop_step_bias, tiny_sqair):
     # without gradients, discovery stops once every row's chain has ended (or runs no step when propagation
     # fills every slot: the last case) and propagation after the last present slot; the present slots,
     # identities and weights must equal the full computation
-    model = tiny(disc_step_bias=disc_step_bias, prop_step_bias=prop_step_bias).eval()
+    model = tiny_sqair(disc_step_bias=disc_step_bias, prop_step_bias=prop_step_bias).eval()
     x = torch.rand(4, 3, 1, 24, 24)
     runs = []
     for grad in (True, False):
@@ -163,9 +177,9 @@ def test_inference_without_gradients_skips_absent_slots_exactly(disc_step_bias, 
         assert bool(runs[1][-1].state.z.pres.all()) and runs[1][-1].num_disc.sum() == 0
 
 
-def test_identities_persist_when_forced_to_propagate():
+def test_identities_persist_when_forced_to_propagate(tiny_sqair):
     # discovery finds objects at t = 0; propagation keeps them (p ~ 1); afterwards no discovery (cap full)
-    model = tiny(disc_step_bias=30.0, prop_step_bias=30.0)
+    model = tiny_sqair(disc_step_bias=30.0, prop_step_bias=30.0)
     x = torch.rand(6, 2, 1, 24, 24)
     state = None
     ids = []
@@ -179,8 +193,8 @@ def test_identities_persist_when_forced_to_propagate():
     assert torch.all(state.next_id == 3) and torch.all(state.t == 6)
 
 
-def test_online_step_new_objects_get_new_ids_and_reset_rows():
-    model = tiny(disc_step_bias=30.0, prop_step_bias=-30.0)  # everything disappears and is rediscovered
+def test_online_step_new_objects_get_new_ids_and_reset_rows(tiny_sqair):
+    model = tiny_sqair(disc_step_bias=30.0, prop_step_bias=-30.0)  # everything disappears and is rediscovered
     x = torch.rand(3, 2, 1, 24, 24)
     s1 = model.online_step(None, x[0]).state
     s2 = model.online_step(s1, x[1]).state
@@ -190,8 +204,8 @@ def test_online_step_new_objects_get_new_ids_and_reset_rows():
     assert torch.equal(s3.z.id[1], s2.z.id[1])
 
 
-def test_imagination_and_generation_shapes_and_no_side_effects():
-    model = tiny()
+def test_imagination_and_generation_shapes_and_no_side_effects(tiny_sqair):
+    model = tiny_sqair()
     x = torch.rand(2, 3, 1, 24, 24)
     state = model.online_step(model.online_step(None, x[0]).state, x[1]).state
     before = [t.clone() for t in state.z]
@@ -205,8 +219,8 @@ def test_imagination_and_generation_shapes_and_no_side_effects():
     assert im.frames.shape == (2, 3, 1, 1, 24, 24)
 
 
-def test_bad_input_errors():
-    model = tiny()
+def test_bad_input_errors(tiny_sqair):
+    model = tiny_sqair()
     with pytest.raises(ValueError, match=r"\(C, H, W\) = \(1, 24, 24\)"):
         model(torch.rand(3, 2, 1, 20, 20))
     with pytest.raises(TypeError, match="uint8"):
@@ -223,8 +237,8 @@ def test_bad_input_errors():
         build_model("mlp-sqiar")
 
 
-def test_checkpoint_round_trip_and_errors(tmp_path):
-    model = tiny()
+def test_checkpoint_round_trip_and_errors(tmp_path, tiny_sqair):
+    model = tiny_sqair()
     path = tmp_path / "m.pt"
     save_model(path, model, extra={"step": 7})
     raw = torch.load(path, weights_only=True)  # plain, weights_only-loadable contents
@@ -247,8 +261,8 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         load_model(tmp_path / "mismatch.pt")
 
 
-def test_air_on_one_frame_is_sqair_discovery_with_the_same_weights():
-    sqair, air = tiny("mlp-sqair"), tiny("mlp-air")
+def test_air_on_one_frame_is_sqair_discovery_with_the_same_weights(tiny_sqair):
+    sqair, air = tiny_sqair("mlp-sqair"), tiny_sqair("mlp-air")
     air.load_state_dict({k: v for k, v in sqair.state_dict().items() if not k.startswith("propagation.")})
     x = torch.rand(1, 3, 1, 24, 24)
     torch.manual_seed(11)
@@ -259,18 +273,18 @@ def test_air_on_one_frame_is_sqair_discovery_with_the_same_weights():
     torch.testing.assert_close(a.log_weights, b.log_weights)
 
 
-def test_air_forgets_objects_between_frames():
-    air = tiny("mlp-air", disc_step_bias=30.0)
+def test_air_forgets_objects_between_frames(tiny_sqair):
+    air = tiny_sqair("mlp-air", disc_step_bias=30.0)
     out = air(torch.rand(3, 2, 1, 24, 24))
     assert torch.all(out.num_prop == 0) and torch.all(out.num_disc == 3)
     ids = out.latents.id
     assert torch.all(ids[1] == ids[0] + 3)  # fresh identities every frame: AIR does not track
 
 
-def test_full_background_shows_everywhere_and_masked_only_under_objects():
+def test_full_background_shows_everywhere_and_masked_only_under_objects(tiny_sqair):
     bg = torch.rand(1, 24, 24)
     for mode in ("masked", "full"):
-        model = tiny(background=mode)
+        model = tiny_sqair(background=mode)
         model.set_background(bg, trainable=False)
         assert not model.mean_image.requires_grad
         empty = model.initial_state(2).z  # no objects present
@@ -279,11 +293,11 @@ def test_full_background_shows_everywhere_and_masked_only_under_objects():
         assert torch.allclose(canvas, expected, atol=1e-6), mode
 
 
-def test_objects_parked_at_the_border_leave_with_exit_margin():
+def test_objects_parked_at_the_border_leave_with_exit_margin(tiny_sqair):
     # presence forced on: the only way out is the exit margin (SQAIRConfig.exit_margin)
     ids = {}
     for margin in (0.0, 0.05):
-        model = tiny(disc_step_bias=30.0, prop_step_bias=30.0, exit_margin=margin)
+        model = tiny_sqair(disc_step_bias=30.0, prop_step_bias=30.0, exit_margin=margin)
         x = torch.rand(2, 1, 1, 24, 24)
         state = model.online_step(None, x[0]).state
         assert state.z.id.tolist() == [[0, 1, 2]]

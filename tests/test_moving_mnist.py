@@ -1,23 +1,20 @@
-"""Moving multi-MNIST: the generator's invariants against reference §1, the cache, the torch views and the CLIs."""
+"""Moving multi-MNIST: the generator's invariants against reference §1, the cache, the numpy-only import and the
+benchmark script (the preview CLI is tested in test_cli.py)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from sqair_world.data import (
     MovingMNISTConfig,
-    MovingMNISTDataset,
     load_embedded_mnist,
     load_moving_mnist,
-    make_loader,
     make_moving_mnist,
     noisy_acceleration_step,
-    time_major_collate,
-    to_tensor,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,20 +146,14 @@ def test_same_seed_same_data_different_seed_differs(pool):
     assert not np.array_equal(a.frames, c.frames)
 
 
-def test_subset_truncate_and_empty(data):
+def test_subset_replace_and_empty(data):
     sub = data.subset(np.array([3, 1]))
-    assert (
-        len(sub) == 2
-        and np.array_equal(sub.frames[:, 0], data.frames[:, 3])
-        and np.array_equal(sub.labels[1], data.labels[1])
+    assert len(sub) == 2 and np.array_equal(sub.frames[:, 0], data.frames[:, 3])
+    assert np.array_equal(sub.labels[1], data.labels[1]) and np.array_equal(
+        sub.num_visible[:, 0], data.num_visible[:, 3]
     )
-    short = data.truncate(3)
-    assert np.array_equal(short.frames, data.frames[:3]) and np.array_equal(short.labels, data.labels)
     with pytest.raises(ValueError, match="unknown SequenceSet fields"):
         data.replace(pixels=data.frames)
-    assert short.frames.shape[0] == 3 and short.num_visible.shape == (3, len(data)) and len(short) == len(data)
-    with pytest.raises(ValueError, match="length"):
-        data.truncate(11)
     empty = make_moving_mnist(*load_embedded_mnist("eval"), 0)
     assert len(empty) == 0 and empty.frames.shape == (10, 0, 50, 50)
 
@@ -184,9 +175,8 @@ def test_bad_parameters_raise_clear_errors(pool):
         make_moving_mnist(*pool, 3, {"canvas_size": 50})
     with pytest.raises(ValueError, match="cannot fit without overlap"):
         make_moving_mnist(*pool, 5, MovingMNISTConfig(canvas_size=28, max_digits=40))
-    with pytest.raises(
-        ValueError, match="without overlap"
-    ):  # fits by area, not in practice: the rejection loop gives up
+    # fits by area, not in practice: the rejection loop gives up
+    with pytest.raises(ValueError, match="without overlap"):
         make_moving_mnist(*pool, 20, MovingMNISTConfig(canvas_size=28, max_digits=3), seed=0)
     with pytest.raises(ValueError, match="one label per image"):
         make_moving_mnist(pool[0], pool[1][:5], 3)
@@ -232,32 +222,6 @@ def test_cache_follows_the_digit_files(tmp_path):
     assert len(list((tmp_path / "c").glob("*.npz"))) == 2 and not np.array_equal(a.frames, b.frames)
 
 
-def test_torch_views_are_time_major(data):
-    small = data.subset(slice(0, 64))
-    item = MovingMNISTDataset(small)[5]
-    assert (
-        item["frames"].shape == (10, 1, 50, 50) and item["boxes"].shape == (10, 2, 4) and item["labels"].shape == (2,)
-    )
-    x, gt = next(iter(make_loader(small, batch_size=16, seed=0)))
-    assert x.shape == (10, 16, 1, 50, 50) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
-    assert gt["boxes"].shape == (10, 16, 2, 4) and gt["labels"].shape == (16, 2) and gt["num_visible"].shape == (10, 16)
-    assert gt["num_digits"].shape == (16,) and gt["digit_sum"].shape == (16,) and gt["present"].dtype == torch.bool
-    # the batch is exactly the numpy data for the sequences it holds
-    x2, gt2 = time_major_collate([MovingMNISTDataset(small)[i] for i in range(4)])
-    assert torch.equal(x2, to_tensor(small.frames[:, :4])) and torch.equal(
-        gt2["num_visible"], torch.from_numpy(small.num_visible[:, :4])
-    )
-    assert torch.equal(gt2["digit_sum"], torch.from_numpy(small.digit_sum[:4]))
-    # reproducible shuffling, drop_last
-    first = [b[0] for b in make_loader(small, 10, seed=3)]
-    again = [b[0] for b in make_loader(small, 10, seed=3)]
-    assert len(first) == 6 and all(torch.equal(p, q) for p, q in zip(first, again))
-    with pytest.raises(TypeError, match="uint8"):
-        to_tensor(small.frames.astype(np.float32))
-    with pytest.raises(ValueError, match="batch_size"):
-        make_loader(small, 0)
-
-
 def test_numpy_parts_import_neither_torch_nor_gymnasium():
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['gymnasium'] = None\n"
@@ -271,54 +235,12 @@ def test_numpy_parts_import_neither_torch_nor_gymnasium():
     assert "import gymnasium" not in src and "from gymnasium" not in src
 
 
-def test_preview_cli_writes_gif_and_png(tmp_path):
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sqair_world.data.preview",
-            "--out",
-            str(tmp_path / "p.gif"),
-            "--png",
-            str(tmp_path / "p.png"),
-            "--num-sequences",
-            "2",
-            "--split",
-            "train",
-            "--seed",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert res.returncode == 0, res.stderr
-    import imageio.v3 as iio
-
-    gif = iio.imread(tmp_path / "p.gif")
-    assert gif.shape[0] == 10 and gif.shape[-1] in (3, 4)
-    png = iio.imread(tmp_path / "p.png")
-    assert png.ndim == 3 and png.shape[1] > 2 * png.shape[0]  # a strip: 10 frames wide, 2 sequences tall
-    colours = png.reshape(-1, png.shape[-1])[:, :3]
-    assert (colours.max(1) != colours.min(1)).any()  # coloured boxes on the grey frames
-    bad = subprocess.run(
-        [sys.executable, "-m", "sqair_world.data.preview", "--num-sequences", "0"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert bad.returncode != 0 and "--num-sequences" in bad.stderr
-
-
-def test_bench_smoke():
-    res = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_moving_mnist.py"), "--num-sequences", "300"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert res.returncode == 0, res.stderr
-    lines = [ln.split() for ln in res.stdout.splitlines() if ln.startswith("BENCH ")]
+def test_bench_smoke(capsys):
+    spec = importlib.util.spec_from_file_location("bench_moving_mnist", ROOT / "bench" / "bench_moving_mnist.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--num-sequences", "300"])
+    lines = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith("BENCH ")]
     assert [ln[1] for ln in lines] == [
         "moving_mnist_300_seconds",
         "moving_mnist_sequences_per_s",

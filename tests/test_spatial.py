@@ -98,22 +98,9 @@ def test_cap_scale_bounds_the_box_size_and_is_the_identity_without_a_cap():
     assert torch.allclose(cap_scale(small, 0.15), small, atol=0.01)
 
 
-def test_posterior_mean_boxes_respect_max_scale():
-    from sqair_world.model.registry import build_model
-
-    torch.manual_seed(0)
-    model = build_model(
-        "mlp-sqair",
-        image_shape=(1, 24, 24),
-        glimpse_size=(6, 6),
-        n_what=4,
-        n_hidden=16,
-        n_hidden_small=8,
-        max_scale=0.2,
-        disc_step_bias=30.0,
-        prop_step_bias=30.0,
-    )
+def test_posterior_mean_boxes_respect_max_scale(tiny_sqair):
+    model = tiny_sqair(max_scale=0.2, disc_step_bias=30.0, prop_step_bias=30.0)
     state = None
-    for t in range(3):
+    for _ in range(3):
         state = model.online_step(state, torch.rand(2, 1, 24, 24)).state
         assert (torch.sigmoid(state.z.where[..., :2]) <= 0.2 + 1e-6).all()
