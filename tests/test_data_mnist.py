@@ -124,7 +124,7 @@ def test_idx_errors_name_the_file_and_the_problem(tmp_path):
     (tmp_path / "plain.gz").write_bytes(good.read_bytes())  # not gzip despite the name
     with pytest.raises(MNISTFormatError, match="plain.gz"):
         read_idx(tmp_path / "plain.gz")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="absent"):
         read_idx(tmp_path / "absent")
 
 

@@ -351,7 +351,7 @@ def test_slot_extractor_is_permutation_invariant_and_ignores_empty_slots(tiny_ck
 
 
 def test_versioned_ids_follow_gymnasium_conventions():
-    with pytest.raises(gym.error.Error):
+    with pytest.raises(gym.error.Error, match="v0"):
         gym.make("SQAIR-Wrapped/Pacman-v0")
 
 

@@ -111,7 +111,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         tr.save()
     monkeypatch.undo()
     after = load_model(tmp_path / "last.pt")
