@@ -28,10 +28,11 @@ from tyro.constructors import PrimitiveConstructorSpec
 
 from sqair_world.envs.atari import background as atari_background
 from sqair_world.envs.atari import collect_sequences
+from sqair_world.evaluation.figures import reconstruction_strip
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.registry import build_model_from_config
 from sqair_world.model.vrnn import VRNNConfig
-from sqair_world.training.checkpoints import CheckpointError
+from sqair_world.training.checkpoints import CheckpointError, load_model, save_model
 from sqair_world.training.experiments import (
     EXPERIMENTS,
     Experiment,
@@ -176,8 +177,6 @@ def run(args: PretrainArgs) -> int:
     if trainer.dist.main:
         print(f"checkpoint: {trainer.checkpoint_path} (step {trainer.step})", file=sys.stderr)
         if args.output:
-            from sqair_world.training.checkpoints import save_model
-
             extra = {"experiment": exp.name, "step": trainer.step}
             if exp.data == "atari":
                 extra["env_id"] = args.env
@@ -188,8 +187,6 @@ def run(args: PretrainArgs) -> int:
 
 def init_weights(model, path: str) -> None:
     """Copy the weights of the checkpoint at ``path`` into ``model`` (same parameter shapes, any config)."""
-    from sqair_world.training.checkpoints import load_model
-
     source = load_model(path)
     try:
         model.load_state_dict(source.state_dict())
@@ -204,8 +201,6 @@ def _image_summary(trainer: Trainer, last) -> None:
     """TensorBoard image: validation inputs over reconstructions with boxes coloured by identity."""
     if trainer.writer is None:
         return
-    from sqair_world.evaluation.figures import reconstruction_strip
-
     x, out = last
     img = reconstruction_strip(x[:, :4].cpu(), out, max_sequences=4)
     trainer.writer.add_image("val/reconstructions", img, trainer.step, dataformats="HWC")

@@ -16,6 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tyro
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+
+from sqair_world.agents.extractors import SlotExtractor
+from sqair_world.agents.vec_env import SQAIRVecEnv
+from sqair_world.envs.atari import make_maze_env
+from sqair_world.envs.factory import load_default_model
 
 
 def make_agent(
@@ -28,14 +35,6 @@ def make_agent(
     verbose: int = 0,
 ):
     """PPO on ``n_envs`` batched SQAIR-wrapped envs; returns (model, vec_env)."""
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-
-    from sqair_world.agents.extractors import SlotExtractor
-    from sqair_world.agents.vec_env import SQAIRVecEnv
-    from sqair_world.envs.atari import make_maze_env
-    from sqair_world.envs.factory import load_default_model
-
     if not env_id.startswith("SQAIR-Wrapped/"):
         raise ValueError(f"expected an id like SQAIR-Wrapped/Pacman, got {env_id!r}")
     game = env_id.split("/")[1]

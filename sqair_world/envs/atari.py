@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import gymnasium as gym
 import numpy as np
+from tqdm.auto import tqdm
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,6 @@ def collect_sequences(
     """
     if policy != "random":
         raise ValueError(f"unknown policy {policy!r}; only 'random' is available")
-    from tqdm.auto import tqdm
-
     env = make_maze_env(env_id)
     rng = np.random.default_rng(seed)
     out = np.zeros((num_sequences, seq_len, 84, 84, 3), np.uint8)

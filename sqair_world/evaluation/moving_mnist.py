@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.evaluation.metrics import addition_accuracy, count_accuracy, tracking_scores
 from sqair_world.model.spatial import where_to_box
 from sqair_world.utils import box_to_pixels
@@ -124,10 +126,6 @@ def evaluate(
     max_iou_distance: float = 0.5,
 ) -> dict[str, Any]:
     """All metrics on ``num_sequences`` evaluation sequences (the authors' evaluation digit pool)."""
-    from tqdm.auto import tqdm
-
-    from sqair_world.data import MovingMNISTConfig, load_moving_mnist
-
     device = device or next(model.parameters()).device
     model.eval()
     data = load_moving_mnist("eval", num_sequences, seed, mnist_dir, MovingMNISTConfig())

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sqair_world.model.registry import build_model_from_config
 from sqair_world.utils import atomic_write
 
 FORMAT = "sqair-world/1"
@@ -88,8 +89,6 @@ def save_model(
 
 def model_from_payload(data: dict[str, Any], path: str = "<memory>", expected_config: Any = None) -> nn.Module:
     """Rebuild a model from a checkpoint dict; mismatches raise :class:`CheckpointError` naming the fields."""
-    from sqair_world.model.registry import build_model_from_config
-
     try:
         model = build_model_from_config(data["model_name"], data["config"])
     except (KeyError, TypeError, ValueError) as err:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 from sqair_world.utils import select_device
 
@@ -38,8 +39,6 @@ def init_distributed(device_name: str = "auto") -> tuple[DistInfo, torch.device]
         return DistInfo(), select_device(device_name)
     if "RANK" not in os.environ:
         raise ValueError("WORLD_SIZE > 1 but RANK is not set; launch data-parallel runs with torchrun")
-    import torch.distributed as dist
-
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     device = select_device(device_name)
     if device.type == "cuda":
@@ -58,8 +57,6 @@ def any_rank(flags: list[bool], info: DistInfo, device: torch.device) -> list[bo
     """
     if info.world == 1:
         return list(flags)
-    import torch.distributed as dist
-
     t = torch.tensor([float(f) for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]

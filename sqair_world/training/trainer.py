@@ -34,6 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm.auto import tqdm
 
 from sqair_world.speed import (
     accelerate,
@@ -260,8 +262,6 @@ class Trainer:
         self.on_validate = on_validate
         self.ddp = None
         if self.dist.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             self.ddp = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         torch.manual_seed(self.cfg.seed + self.dist.rank)  # per-rank sampling noise
         self.writer = None
@@ -430,8 +430,6 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
     def fit(self) -> dict[str, float]:
-        from tqdm.auto import tqdm
-
         cfg = self.cfg
         if self.dist.main and cfg.tensorboard and self.writer is None:
             from torch.utils.tensorboard import SummaryWriter

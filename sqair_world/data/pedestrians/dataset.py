@@ -32,6 +32,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
 from sqair_world.data.moving_mnist import default_cache_dir
 from sqair_world.data.pedestrians.background import BackgroundConfig, BackgroundSubtractor, masked_foreground
@@ -166,8 +167,6 @@ def _foreground(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """Every frame through the subtractor, the kept ones stored: foreground uint8 ``[K, h, w, 3]``, mask bool
     ``[K, h, w]``, frame numbers ``[K]``, and the first and last frame number read."""
-    from tqdm.auto import tqdm
-
     subtract = cfg.foreground == "subtract"
     subtractor = BackgroundSubtractor(cfg.background) if subtract else None
     if not subtract and masks is None:

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from sqair_world.data.pedestrians.errors import AnnotationError, VideoError
@@ -68,10 +69,6 @@ def _read_matrix(path: Path, variable: str) -> np.ndarray:
     hdf5_signature = b"\x89HDF\r\n\x1a\n"
     is_hdf5 = head.startswith(b"MATLAB 7.3") or any(head[o : o + 8] == hdf5_signature for o in (0, 512, 1024))
     if is_hdf5:
-        try:
-            import h5py
-        except ImportError:
-            raise ImportError(f"{path} is a MATLAB v7.3 (HDF5) file; reading it needs h5py: pip install h5py") from None
         with h5py.File(path, "r") as f:
             if variable not in f:
                 raise AnnotationError(f"{path}: no variable {variable!r}; it holds {sorted(f.keys())}")
