@@ -55,8 +55,6 @@ BF16_MODES = ("autocast", "compile-autocast", "compile-bf16")  # need native bfl
 WORKLOADS = ("init", "trained")
 TRAINED = Path(__file__).resolve().parents[1] / "sqair_world" / "checkpoints" / "moving_mnist.pt"
 
-PYRO_AIR_SECONDS = 0.13  # Pyro's examples/air at batch 64, 3 steps, on these machines (issue #5)
-
 
 def matmul_gflops(n: int = 2048, reps: int = 5, rounds: int = 3, device: str = "cpu") -> float:
     """fp32 ``torch.mm`` throughput on ``device``: the best of ``rounds`` timings of ``reps`` products."""
@@ -167,7 +165,6 @@ def main() -> None:
         sec, flops = time_training("mlp-air", 1, 64, 1, args.iters)
         print(f"BENCH mlp_air_batch64_3steps_seconds {sec:.4f} s")
         print(f"BENCH mlp_air_batch64_3steps_floor_ratio {sec / (flops / gflops):.2f}")
-        print(f"BENCH mlp_air_vs_pyro_air_speedup {PYRO_AIR_SECONDS / sec:.2f} x")
     if "mlp-sqair" in args.models and not on_cuda:
         model = build_model("mlp-sqair").eval()
         frame = torch.rand(1, 1, 50, 50)
