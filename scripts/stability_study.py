@@ -13,11 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.model import build_model
+from sqair_world.training.experiments import mean_frame, moving_mnist_arrays
 from sqair_world.training.trainer import TrainConfig, Trainer
 
 
@@ -51,14 +50,12 @@ def main() -> None:
         num_val_sequences=256,
         progress=False,
     )
-    data_cfg = MovingMNISTConfig(seq_len=cfg.curriculum_max)
-    train = load_moving_mnist("train", cfg.num_train_sequences, cfg.data_seed, None, data_cfg)
-    val = load_moving_mnist("eval", cfg.num_val_sequences, cfg.data_seed, None, data_cfg)
+    train_x, val_x, val_counts = moving_mnist_arrays(
+        cfg.num_train_sequences, cfg.num_val_sequences, cfg.data_seed, None, cfg.curriculum_max
+    )
     model = build_model("mlp-sqair", **overrides)
-    frames = train.frames[:, :, None]
-    mean = frames[:, ::30].reshape(-1, *frames.shape[2:]).mean(0, dtype=np.float64).astype(np.float32) / 255
-    model.set_background(torch.as_tensor(mean))
-    trainer = Trainer(model, frames, val.frames[:, :, None], cfg, experiment="stability", val_counts=val.num_digits)
+    model.set_background(torch.as_tensor(mean_frame(train_x)))
+    trainer = Trainer(model, train_x, val_x, cfg, experiment="stability", val_counts=val_counts)
     if trainer.checkpoint_path.is_file():
         trainer.load(trainer.checkpoint_path)
     history = Path(args.run_dir) / "history.jsonl"

@@ -64,6 +64,13 @@ def vimco_learning_signal(log_w: Tensor, kind: Literal["standard", "code"] = "st
     raise ValueError(f"unknown VIMCO signal {kind!r}; use 'standard' or 'code'")
 
 
+def vimco_score_term(log_w: Tensor, log_q_discrete: Tensor, signal: Literal["standard", "code"] = "standard") -> Tensor:
+    """The score-function surrogate ``[B]`` whose gradient is VIMCO's for the discrete latents: ``signal_j *
+    log q_j`` summed over particles ("standard") or averaged as the released code does ("code", §8.3)."""
+    score = vimco_learning_signal(log_w, signal) * log_q_discrete
+    return score.sum(-1) if signal == "standard" else score.mean(-1)
+
+
 class Objective(NamedTuple):
     loss: Tensor  #: [] surrogate to minimise
     iwae: Tensor  #: [B]
@@ -85,7 +92,5 @@ def iwae_vimco_loss(
     iwae = iwae_bound(log_w)
     loss = -iwae
     if log_q_discrete is not None and log_w.shape[-1] > 1:
-        score = vimco_learning_signal(log_w, signal) * log_q_discrete
-        score = score.sum(-1) if signal == "standard" else score.mean(-1)
-        loss = loss - score
+        loss = loss - vimco_score_term(log_w, log_q_discrete, signal)
     return Objective(loss=loss.mean() / seq_len, iwae=iwae)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from sqair_world.model import probes
-from sqair_world.model.objective import iwae_bound, vimco_learning_signal
+from sqair_world.model.objective import iwae_bound, vimco_learning_signal, vimco_score_term
 
 
 def _group(name: str) -> str:
@@ -60,9 +60,7 @@ def diagnose(model: nn.Module, x: Tensor, k: int | None = None) -> dict[str, flo
     )
     if out.log_q_discrete is not None and K > 1:
         signal = vimco_learning_signal(out.log_weights, model.cfg.vimco_signal)
-        score = signal * out.log_q_discrete
-        score = score.sum(-1) if model.cfg.vimco_signal == "standard" else score.mean(-1)
-        vimco_term = -score.mean() / T
+        vimco_term = -vimco_score_term(out.log_weights, out.log_q_discrete, model.cfg.vimco_signal).mean() / T
         grads = torch.autograd.grad(vimco_term, params, allow_unused=True)
         stats.update(_norms(grads, names, "grad/vimco"))
         stats["vimco/signal_abs_mean"] = float(signal.abs().mean())
