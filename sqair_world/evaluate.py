@@ -1,15 +1,18 @@
-"""The evaluation command line: ``python -m sqair_world.evaluate {mnist,atari,tracking} [options]``.
+"""The evaluation command line: ``python -m sqair_world.evaluate {mnist,atari,tracking,pedestrians} [options]``.
 
     python -m sqair_world.evaluate mnist CHECKPOINT [--num-sequences 1000] [--particles 1000] ...
     python -m sqair_world.evaluate atari --env ALE/Pacman-v5 [--checkpoint PATH] [--steps 1000] [--gif episode.gif]
     python -m sqair_world.evaluate tracking [--checkpoint PATH] [--episodes 20] [--match iou|centre]
+    python -m sqair_world.evaluate pedestrians CHECKPOINT [--video PATH [--gt gt.txt] | --duke DIR] [--particles 100]
 
 - ``mnist``: the paper's Table 1 (log p(x), reconstruction, KL, counting, addition) on held-out moving-MNIST
   sequences, tracking scores and the figures (:mod:`sqair_world.evaluation.moving_mnist`);
 - ``atari``: an Atari checkpoint's slots against the sprite positions in the console RAM
   (:mod:`sqair_world.evaluation.atari`), an episode GIF and reconstructions;
 - ``tracking``: the slot-wrapped moving-MNIST env's identities against the digits' tracks
-  (:mod:`sqair_world.evaluation.tracking`).
+  (:mod:`sqair_world.evaluation.tracking`);
+- ``pedestrians``: the paper's §4.2 on held-out region sequences (counting accuracy where annotated, tracking) and
+  the panels of its Fig. 8 (:mod:`sqair_world.evaluation.pedestrians`).
 
 Each subcommand's options are the fields of its frozen config dataclass below (``--help`` lists them). Bad input
 exits with code 2: a value out of range while the options are parsed, a missing or corrupt checkpoint (and other
@@ -30,6 +33,7 @@ import torch
 import tyro
 
 from sqair_world.data import MovingMNISTConfig, load_moving_mnist
+from sqair_world.data.pedestrians import AnnotationError, PedestrianSet, VideoError
 from sqair_world.envs import make_sqair_env
 from sqair_world.envs.atari import collect_sequences
 from sqair_world.envs.rollouts import play_atari, play_moving_mnist, record_episode_gif
@@ -37,8 +41,10 @@ from sqair_world.evaluation.atari import sprite_scores
 from sqair_world.evaluation.figures import write_figures, write_reconstructions
 from sqair_world.evaluation.metrics import tracking_scores
 from sqair_world.evaluation.moving_mnist import evaluate, format_table
+from sqair_world.evaluation.pedestrians import busiest, evaluate_pedestrians, format_pedestrians
 from sqair_world.speed import flush_denormals
 from sqair_world.training.checkpoints import CheckpointError, load_model
+from sqair_world.training.experiments import PedestrianSource, load_pedestrian_source
 from sqair_world.utils import frames_to_input, select_device
 
 PROG = "python -m sqair_world.evaluate"
@@ -152,10 +158,47 @@ class TrackingEval:
         _at_least("episodes", self.episodes, 1)
 
 
+@dataclass(frozen=True)
+class PedestriansEval:
+    """The pedestrian experiment (paper §4.2): bound, counting accuracy and tracking on held-out region sequences,
+    and the panels of the paper's Fig. 8 (inputs, reconstructions, prior samples, conditional generation)."""
+
+    checkpoint: tyro.conf.Positional[Annotated[Path, tyro.conf.arg(metavar="CHECKPOINT")]]
+    """A checkpoint of the pedestrians experiment, e.g. runs/pedestrians/model.pt."""
+    source: tyro.conf.OmitArgPrefixes[PedestrianSource] = PedestrianSource(walkers_frames=600, walkers_seed=1)
+    """The footage: --video (its validation split), --duke (validation split), or synthetic walkers of a seed the
+    training did not see (default seed 1: every sequence of that video is held out)."""
+    num_sequences: int = 500
+    """Evaluate at most this many sequences (evenly spaced over the held-out ones)."""
+    particles: int = 100
+    """K, the particles of the IWAE bound and the counting accuracy."""
+    chunk: int = 50
+    """Particles per forward pass (memory)."""
+    batch_size: int = 8
+    """Sequences per forward pass."""
+    seed: int = 0
+    """Seed of the sampling."""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N."""
+    out: Path | None = None
+    """Folder for metrics.json and the figures (default: eval/ next to the checkpoint)."""
+    figures: bool = True
+    """Write Fig. 8's panels."""
+    threads: int | None = None
+    """Intra-op CPU threads (default: torch's setting)."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_sequences", "particles", "chunk", "batch_size"):
+            _at_least(name, getattr(self, name), 1)
+        if self.threads is not None:
+            _at_least("threads", self.threads, 1)
+
+
 Command = (
     Annotated[MnistEval, tyro.conf.subcommand("mnist")]
     | Annotated[AtariEval, tyro.conf.subcommand("atari")]
     | Annotated[TrackingEval, tyro.conf.subcommand("tracking")]
+    | Annotated[PedestriansEval, tyro.conf.subcommand("pedestrians")]
 )
 
 
@@ -221,13 +264,47 @@ def run_tracking(cfg: TrackingEval) -> None:
         _write_json(cfg.json, result)
 
 
+def run_pedestrians(cfg: PedestriansEval) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    flush_denormals()
+    model = load_model(cfg.checkpoint, map_location=select_device(cfg.device))
+    if len(model.cfg.image_shape) != 3 or model.cfg.image_shape[0] != 3:
+        raise ValueError(f"{cfg.checkpoint} is a model of {model.cfg.image_shape} frames, not of colour regions")
+    data = load_pedestrian_source(cfg.source)
+    held_out = data.val if cfg.source.video or cfg.source.duke else PedestrianSet.concat([data.train, data.val])
+    idx = np.unique(np.linspace(0, len(held_out) - 1, min(cfg.num_sequences, len(held_out))).round().astype(int))
+    held_out = held_out.subset(idx)
+    torch.manual_seed(cfg.seed)
+    result = evaluate_pedestrians(model, held_out, cfg.particles, cfg.chunk, cfg.batch_size)
+    result.update(
+        model=model.model_name,
+        checkpoint=str(cfg.checkpoint),
+        step=model.checkpoint_extra.get("step"),
+        source=cfg.source.describe(),
+    )
+    print(format_pedestrians(result))
+    out_dir = cfg.out or cfg.checkpoint.with_suffix("").parent / "eval"
+    _write_json(out_dir / "metrics.json", result)
+    if cfg.figures:
+        x = frames_to_input(held_out.frames[:, busiest(held_out, 4)], next(model.parameters()).device)
+        paths = write_figures(model, x, out_dir / "fig8", condition_frames=4, numbered=False, horizon=4)
+        for path in paths.values():
+            print(f"wrote {path}")
+
+
 def _write_json(path: Path, result: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
 
 
-RUNNERS = {MnistEval: run_mnist, AtariEval: run_atari, TrackingEval: run_tracking}
+RUNNERS = {
+    MnistEval: run_mnist,
+    AtariEval: run_atari,
+    TrackingEval: run_tracking,
+    PedestriansEval: run_pedestrians,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = tyro.cli(Command, args=argv, prog=PROG, description=DESCRIPTION)
     try:
         RUNNERS[type(cfg)](cfg)
-    except (ValueError, CheckpointError, FileNotFoundError) as err:
+    except (ValueError, CheckpointError, FileNotFoundError, VideoError, AnnotationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

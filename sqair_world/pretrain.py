@@ -36,9 +36,11 @@ from sqair_world.training.checkpoints import CheckpointError, load_model, save_m
 from sqair_world.training.experiments import (
     EXPERIMENTS,
     Experiment,
+    PedestrianSource,
     get_experiment,
     mean_frame,
     moving_mnist_arrays,
+    pedestrian_arrays,
 )
 from sqair_world.training.trainer import TrainConfig, Trainer, TrainingDiverged
 
@@ -82,6 +84,8 @@ class PretrainArgs:
     """Training options."""
     env: str = "ALE/Pacman-v5"
     """Gymnasium id of the Atari game of the 'atari' experiment."""
+    pedestrians: tyro.conf.OmitArgPrefixes[PedestrianSource] = PedestrianSource()
+    """The 'pedestrians' experiment's footage (--video, --duke, or the synthetic walkers)."""
     output: str | None = None
     """Also copy the final model (weights only) to this path."""
     half: bool = False
@@ -123,15 +127,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and not argv[0].startswith("-"):
             get_experiment(argv[0])  # an unknown name gets a did-you-mean before tyro's generic message
         return run(parse_args(argv))
-    except (ValueError, CheckpointError) as err:  # bad options, unknown names, unusable checkpoints: no traceback
+    except (ValueError, CheckpointError, FileNotFoundError) as err:  # bad options, names, files: no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
-def default_run_dir(exp: Experiment, env_id: str) -> Path:
-    """``runs/<experiment>``; Atari runs are named after the game (``runs/atari-pacman``)."""
+def default_run_dir(exp: Experiment, env_id: str, source: PedestrianSource | None = None) -> Path:
+    """``runs/<experiment>``; Atari runs are named after the game (``runs/atari-pacman``), pedestrian runs on a
+    video after the video (``runs/pedestrians-vtest``)."""
     if exp.data == "atari":
         return Path("runs") / f"atari-{env_id.split('/')[-1].split('-')[0].lower()}"
+    if exp.data == "pedestrians" and source is not None and source.video is not None:
+        return Path("runs") / f"pedestrians-{Path(source.video).stem.lower()}"
     return Path("runs") / exp.name
 
 
@@ -142,15 +149,29 @@ def run(args: PretrainArgs) -> int:
     exp = get_experiment(args.experiment)
     cfg = args.train
     if cfg.run_dir is None:
-        cfg = dataclasses.replace(cfg, run_dir=str(default_run_dir(exp, args.env)))
+        cfg = dataclasses.replace(cfg, run_dir=str(default_run_dir(exp, args.env, args.pedestrians)))
     model = build_model_from_config(exp.model, args.model.to_dict())
     if args.init_from:  # before set_background, so the background comes from this run's data (another game's works)
         init_weights(model, args.init_from)
         print(f"initialised from {args.init_from}", file=sys.stderr)
+    if exp.data != "pedestrians" and args.pedestrians != PedestrianSource():
+        raise ValueError(
+            f"--video, --duke, --gt, --camera, --walkers-* and --step are options of the pedestrians "
+            f"experiment, not of {exp.name}"
+        )
     if exp.data == "moving-mnist":
         train_x, val_x, val_counts = moving_mnist_arrays(
             cfg.num_train_sequences, cfg.num_val_sequences, cfg.data_seed, cfg.mnist_dir, cfg.curriculum_max
         )
+        background = mean_frame(train_x)
+    elif exp.data == "pedestrians":
+        print(f"pedestrians: {args.pedestrians.describe()}", file=sys.stderr)
+        train_x, val_x, val_counts = pedestrian_arrays(args.pedestrians, progress=cfg.progress)
+        if train_x.shape[0] < cfg.curriculum_max:
+            raise ValueError(
+                f"the pedestrian sequences have {train_x.shape[0]} frames; --curriculum-max must not "
+                f"exceed that, got {cfg.curriculum_max}"
+            )
         background = mean_frame(train_x)
     else:
         frames = collect_sequences(
@@ -169,6 +190,8 @@ def run(args: PretrainArgs) -> int:
         print(f"resumed {path} at step {trainer.step}", file=sys.stderr)
     if exp.data == "atari":
         trainer.model.checkpoint_extra = {"env_id": args.env}
+    elif exp.data == "pedestrians":  # the footage and frame step, for evaluate and track
+        trainer.model.checkpoint_extra = {"pedestrians": dataclasses.asdict(args.pedestrians)}
     try:
         trainer.fit()
     except TrainingDiverged as err:
@@ -178,8 +201,7 @@ def run(args: PretrainArgs) -> int:
         print(f"checkpoint: {trainer.checkpoint_path} (step {trainer.step})", file=sys.stderr)
         if args.output:
             extra = {"experiment": exp.name, "step": trainer.step}
-            if exp.data == "atari":
-                extra["env_id"] = args.env
+            extra.update(getattr(trainer.model, "checkpoint_extra", {}))
             save_model(args.output, trainer.model, extra=extra, half=args.half)
             print(f"model: {args.output}", file=sys.stderr)
     return 0

@@ -55,6 +55,8 @@ def _tiny(name: str) -> list[str]:
         tiny = tiny + ["--model.conv-channels", "4"]
     if isinstance(cfg, SQAIRConfig) and cfg.image_shape[-1] == 50:
         tiny = tiny + ["--model.glimpse-size", "8", "8"]
+    if EXPERIMENTS[name].data == "pedestrians":  # the shortest synthetic video with a validation split
+        tiny = tiny + ["--walkers-frames", "200"]
     return tiny
 
 

@@ -20,7 +20,8 @@ from sqair_world.envs.slots import SlotEncoder, resolve_model, slot_space
 
 class SQAIRVecEnv(VecEnvWrapper):
     """SB3 ``VecEnv`` of frames -> ``VecEnv`` of slot dicts, for SB3 agents (``MultiInputPolicy``). ``model``: a SQAIR
-    model or the path of its checkpoint.
+    model or the path of its checkpoint. ``imagine_horizon`` > 0 adds ``imagined`` ``[H, N, 5]``: the mean over
+    ``imagine_samples`` rollouts of the priors of (pres, box) 1..H steps ahead.
 
     Example:
         >>> from stable_baselines3.common.env_util import make_vec_env
@@ -40,11 +41,15 @@ class SQAIRVecEnv(VecEnvWrapper):
         sample: bool = False,
         threads: int | None = 1,
         compile: bool = False,
+        imagine_horizon: int = 0,
+        imagine_samples: int = 4,
     ) -> None:
         model, _ = resolve_model(model)
-        self.encoder = SlotEncoder(model, venv.num_envs, num_slots, device, sample, threads=threads, compile=compile)
+        self.encoder = SlotEncoder(
+            model, venv.num_envs, num_slots, device, sample, imagine_horizon, imagine_samples, threads, compile
+        )
         self.include_frame = include_frame
-        space = slot_space(model, self.encoder.num_slots, include_frame, venv.observation_space)
+        space = slot_space(model, self.encoder.num_slots, include_frame, venv.observation_space, imagine_horizon)
         super().__init__(venv, observation_space=space)
 
     def _package(self, obs: dict[str, np.ndarray], frames: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,7 +1,9 @@
 """Environment registration: ``import sqair_world`` registers the ``SQAIR-Wrapped/*`` ids with Gymnasium.
 
 - ``SQAIR-Wrapped/Pacman``, ``SQAIR-Wrapped/MsPacman``: pre-processed ALE games with tracked object slots;
-- ``SQAIR-Wrapped/MovingMNIST``: moving multi-MNIST with known tracks (tests and demos).
+- ``SQAIR-Wrapped/MovingMNIST``: moving multi-MNIST with known tracks (tests and demos);
+- ``SQAIR-Oracle/Pacman``, ``SQAIR-Oracle/MsPacman``: the same slot observation filled from the console RAM
+  (:mod:`sqair_world.envs.oracle`), the upper bound for agents on slots.
 
 Any ALE maze game with its own checkpoint: ``make_sqair_env("ALE/Pacman-v5", checkpoint=PATH)``.
 ``gym.make_vec(id, num_envs=16)`` runs all envs through one batched model call per step
@@ -19,9 +21,12 @@ import gymnasium as gym
 from sqair_world.envs.factory import load_default_model, make_moving_mnist_env, make_sqair_env, make_sqair_vector_env
 
 ENV_IDS = ("SQAIR-Wrapped/Pacman", "SQAIR-Wrapped/MsPacman", "SQAIR-Wrapped/MovingMNIST")
+ORACLE_IDS = ("SQAIR-Oracle/Pacman", "SQAIR-Oracle/MsPacman")
 
 _LAZY = {  # these import torch and the model: loaded on first use, so that registering the ids stays cheap
     "MazePreprocessing": "sqair_world.envs.atari",
+    "OracleSlots": "sqair_world.envs.oracle",
+    "make_oracle_env": "sqair_world.envs.oracle",
     "SQAIRObservation": "sqair_world.envs.slots",
     "SQAIRVectorObservation": "sqair_world.envs.vector",
     "play_atari": "sqair_world.envs.rollouts",
@@ -49,10 +54,16 @@ def register_envs() -> None:
                 vector_entry_point="sqair_world.envs.factory:make_sqair_vector_env",
                 max_episode_steps=None if game != "MovingMNIST" else 1000,
             )
+    for env_id in ORACLE_IDS:
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id, entry_point="sqair_world.envs.oracle:make_oracle_env", kwargs={"game": env_id.split("/")[1]}
+            )
 
 
 __all__ = [
     "ENV_IDS",
+    "ORACLE_IDS",
     "load_default_model",
     "make_moving_mnist_env",
     "make_sqair_env",

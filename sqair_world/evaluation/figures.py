@@ -142,9 +142,24 @@ def condition_panels(model, x: Tensor, horizon: int, scale: int = 3) -> tuple[li
 
 
 def write_figures(
-    model, x: Tensor, out_dir: str | Path, num_sequences: int = 4, condition_frames: int = 3, seed: int = 0
+    model,
+    x: Tensor,
+    out_dir: str | Path,
+    num_sequences: int = 4,
+    condition_frames: int = 3,
+    seed: int = 0,
+    numbered: bool = True,
+    horizon: int | None = None,
 ) -> dict[str, Path]:
-    """Write Figs. 4-7 as PNG (and Fig. 4 as GIF) for the sequences ``x [T, B, C, H, W]``; returns the paths."""
+    """Write Figs. 4-7 as PNG (and Fig. 4 as GIF) for the sequences ``x [T, B, C, H, W]``; returns the paths.
+
+    ``numbered=False`` names the files without the moving-MNIST figure numbers (``reconstructions.png``, ...), for
+    other data sets (the pedestrians' Fig. 8 shows the same four panels). ``horizon``: frames imagined after the
+    ``condition_frames`` seen (default: up to the length of ``x``)."""
+
+    def name(key: str) -> str:
+        return key if numbered else key.split("_", 1)[1]
+
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     x = x[:, :num_sequences]
@@ -152,24 +167,26 @@ def write_figures(
     with torch.no_grad():
         out = model(x, k=model.cfg.k_particles if hasattr(model.cfg, "k_particles") else 5)
     rec = reconstruction_panels(x, out, num_sequences)
-    paths["fig4_reconstructions"] = save_png(out_dir / "fig4_reconstructions.png", grid(rec))
+    paths["fig4_reconstructions"] = save_png(out_dir / (name("fig4_reconstructions") + ".png"), grid(rec))
     gif_frames = [grid([[rec[r][t] for r in range(len(rec))]]) for t in range(x.shape[0])]
-    paths["fig4_gif"] = save_gif(out_dir / "fig4_reconstructions.gif", gif_frames)
+    paths["fig4_gif"] = save_gif(out_dir / (name("fig4_reconstructions") + ".gif"), gif_frames)
     if out.latents is not None and hasattr(model, "generate"):
         gen = model.generate(num_sequences, x.shape[0])
         paths["fig5_prior_samples"] = save_png(
-            out_dir / "fig5_prior_samples.png", grid(imagined_panels(gen.frames, gen.z))
+            out_dir / (name("fig5_prior_samples") + ".png"), grid(imagined_panels(gen.frames, gen.z))
         )
         n = min(condition_frames, x.shape[0] - 1)
-        seen, im = condition_panels(model, x[:n], x.shape[0] - n)
+        seen, im = condition_panels(model, x[:n], horizon or x.shape[0] - n)
         inputs = [[to_rgb(x[t, b].cpu().numpy(), 3) for t in range(x.shape[0])] for b in range(x.shape[1])]
         imagined = imagined_panels(im.frames, im.z)
         rows = []
         for b in range(len(imagined)):
             rows.append(inputs[b])
             rows.append(seen[b] + imagined[b])
-        paths["fig6_conditional_generation"] = save_png(out_dir / "fig6_conditional_generation.png", grid(rows))
+        paths["fig6_conditional_generation"] = save_png(
+            out_dir / (name("fig6_conditional_generation") + ".png"), grid(rows)
+        )
         paths["fig7_glimpses"] = save_png(
-            out_dir / "fig7_glimpses.png", grid(glimpse_panels(model, x, out, num_sequences))
+            out_dir / (name("fig7_glimpses") + ".png"), grid(glimpse_panels(model, x, out, num_sequences))
         )
     return paths

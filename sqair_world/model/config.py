@@ -56,6 +56,10 @@ class SQAIRConfig:
     """Initial bias on "zero new objects" of the discovery count prior for t > 0."""
     where_prior_bias: tuple[float, ...] = (-2.0, -2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
     """Initial bias of the autoregressive where prior's (mu, raw std) output: scale logit -2."""
+    disc_where_bias: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """Initial bias of the discovery posterior's where loc (sx, sy, tx, ty logits). Zero (reference): boxes start
+    at half the image side, in the centre. Objects far from square and small (pedestrians) start better at their
+    typical size, so that the first glimpses already hold one whole object."""
     background: Literal["masked", "full"] = "masked"
     """How the trainable mean image enters the canvas. 'masked' (reference §2.3): mean_image * m with m a soft
     mask of the area the objects write, so it only shows under objects (MNIST's near-black mean frame).
@@ -115,6 +119,8 @@ class SQAIRConfig:
             problems.append(f"exit_margin is a fraction of the image side in [0, 0.5), got {self.exit_margin}")
         if self.output_std <= 0:
             problems.append(f"output_std must be > 0, got {self.output_std}")
+        if len(self.disc_where_bias) != 4:
+            problems.append(f"disc_where_bias needs 4 numbers (sx, sy, tx, ty), got {len(self.disc_where_bias)}")
         if len(self.where_prior_bias) != 8:
             problems.append(f"where_prior_bias needs 8 numbers (mu 4, raw std 4), got {len(self.where_prior_bias)}")
         if self.encoder not in ("mlp", "conv"):

@@ -50,7 +50,7 @@ class Discovery(nn.Module):
         self.latent_encoder = MLP(D + 4, [H, H])
         self.rnn = VanillaRNNCell(H + H + D + 4 + 1, H)
         self.h0 = nn.Parameter(torch.zeros(H))
-        self.where_param = StochasticTransformParam(H, cfg)
+        self.where_param = StochasticTransformParam(H, cfg, cfg.disc_where_bias)
         self.pres_predictor = StepsPredictor(H + D, cfg.n_hidden_small, cfg.disc_step_bias)
         self.prior = DiscoveryPrior(cfg)
         # added to the presence logits of q only, set by the trainer from a schedule (TrainConfig.presence_warmup):

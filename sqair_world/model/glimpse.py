@@ -56,11 +56,12 @@ class GlimpseDecoder(nn.Module):
 
 
 class StochasticTransformParam(nn.Module):
-    """Features -> where loc ``[R, 4]`` and raw std ``[R, 4]`` (before softplus) with a trainable offset (init -3)."""
+    """Features -> where loc ``[R, 4]`` and raw std ``[R, 4]`` (before softplus) with a trainable offset (init -3);
+    ``loc_bias`` initialises the loc's output bias (zero in the reference)."""
 
-    def __init__(self, n_in: int, cfg: SQAIRConfig) -> None:
+    def __init__(self, n_in: int, cfg: SQAIRConfig, loc_bias: tuple[float, ...] = (0.0,) * 4) -> None:
         super().__init__()
-        self.mlp = MLP(n_in, [cfg.n_hidden, cfg.n_hidden], 8)
+        self.mlp = MLP(n_in, [cfg.n_hidden, cfg.n_hidden], 8, out_bias=[*loc_bias, 0.0, 0.0, 0.0, 0.0])
         self.offset = nn.Parameter(torch.tensor(cfg.transform_var_bias))
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:

@@ -221,7 +221,8 @@ class Trainer:
 
     :param train_x: uint8 frames ``[T, S, C, H, W]`` (time-major); batches are cast to floats in [0, 1] on the device
     :param val_x: uint8 ``[T, S_val, C, H, W]``
-    :param val_counts: optional ``[S_val]`` ground-truth object counts for validation counting accuracy
+    :param val_counts: optional ground-truth object counts ``[S_val]`` (per sequence) or ``[T, S_val]`` (per frame)
+        for the validation counting accuracy
     """
 
     def __init__(
@@ -385,7 +386,8 @@ class Trainer:
             b = x.shape[1]
             vals = {"iwae": out.iwae.sum().item(), "rec": out.rec.sum().item(), "kl": out.kl.sum().item()}
             if out.count is not None and self.val_counts is not None:
-                truth = torch.as_tensor(self.val_counts[s : s + b], device=self.device).view(1, b, 1)
+                truth = torch.as_tensor(self.val_counts[..., s : s + b], device=self.device)  # [S] or [T, S]
+                truth = truth.view(1, b, 1) if truth.dim() == 1 else truth[:T].unsqueeze(-1)
                 vals["count_acc"] = (
                     ((out.count == truth).float() * out.weights.unsqueeze(0)).sum(-1).mean(0).sum().item()
                 )
