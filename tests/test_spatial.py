@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -104,3 +105,24 @@ def test_posterior_mean_boxes_respect_max_scale(tiny_sqair):
     for _ in range(3):
         state = model.online_step(state, torch.rand(2, 1, 24, 24)).state
         assert (torch.sigmoid(state.z.where[..., :2]) <= 0.2 + 1e-6).all()
+
+
+def test_cap_scale_per_side_caps_width_and_height_apart_with_finite_gradients():
+    from sqair_world.model.spatial import cap_scale, where_to_scale_shift
+
+    where = torch.tensor([[4.0, 4.0, 0.3, -0.2]], requires_grad=True)
+    capped = cap_scale(where, (0.3, 1.0))  # width capped, height free
+    scale, _ = where_to_scale_shift(capped)
+    assert scale[0, 0] <= 0.3 + 1e-6 and torch.allclose(capped[0, 1:], where[0, 1:])
+    capped.sum().backward()
+    assert torch.isfinite(where.grad).all() and where.grad[0, 1] == 1.0
+    assert torch.equal(cap_scale(where, (0.15, 0.15)), cap_scale(where, 0.15))
+
+
+def test_max_scale_config_takes_one_or_two_fractions():
+    from sqair_world.model.config import SQAIRConfig, config_from_dict
+
+    cfg = SQAIRConfig(max_scale=(0.3, 0.75))
+    assert config_from_dict(SQAIRConfig, cfg.to_dict()).max_scale == (0.3, 0.75)
+    with pytest.raises(ValueError, match="max_scale is a fraction"):
+        SQAIRConfig(max_scale=(0.3, 1.5))

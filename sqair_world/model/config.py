@@ -65,8 +65,9 @@ class SQAIRConfig:
     mask of the area the objects write, so it only shows under objects (MNIST's near-black mean frame).
     'full': mean_image everywhere, objects added on top: a scene background such as an Atari maze, which
     under 'masked' the model can only draw by covering the frame with glimpses."""
-    max_scale: float = 1.0
-    """Soft cap on the posterior's mean box scale (fraction of the image side, see spatial.cap_scale).
+    max_scale: float | tuple[float, float] = 1.0
+    """Soft cap on the posterior's mean box scale (fraction of the image side, or (width, height) fractions; see
+    spatial.cap_scale).
     1.0: no cap (reference). Small sprites need it: without it, one glimpse as large as the frame can
     paint all of Pac-Man's sprites at once at low resolution, and the model learns exactly that."""
     exit_margin: float = 0.0
@@ -113,8 +114,11 @@ class SQAIRConfig:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.background not in ("masked", "full"):
             problems.append(f"background must be 'masked' or 'full', got {self.background!r}")
-        if not 0 < self.max_scale <= 1:
-            problems.append(f"max_scale is a fraction of the image side in (0, 1], got {self.max_scale}")
+        caps = (self.max_scale,) if isinstance(self.max_scale, (int, float)) else tuple(self.max_scale)
+        if len(caps) not in (1, 2) or not all(0 < m <= 1 for m in caps):
+            problems.append(
+                f"max_scale is a fraction of the image side in (0, 1], or two (width, height), got {self.max_scale}"
+            )
         if not 0 <= self.exit_margin < 0.5:
             problems.append(f"exit_margin is a fraction of the image side in [0, 0.5), got {self.exit_margin}")
         if self.output_std <= 0:

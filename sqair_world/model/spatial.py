@@ -37,15 +37,20 @@ def where_to_scale_shift(where: Tensor) -> tuple[Tensor, Tensor]:
     return scale, torch.tanh(where[..., 2:])
 
 
-def cap_scale(where: Tensor, max_scale: float) -> Tensor:
+def cap_scale(where: Tensor, max_scale: float | tuple[float, float]) -> Tensor:
     """Softly cap the scale logits (sx, sy) of ``where [..., 4]`` at c = logit(max_scale): c - softplus(c - x).
 
+    ``max_scale``: one fraction for both sides, or (width, height) fractions for objects far from square.
     Applied to the posterior's mean where (SQAIRConfig.max_scale); the identity for ``max_scale`` = 1.
     """
-    if max_scale >= 1.0:
+    caps = (max_scale, max_scale) if isinstance(max_scale, (int, float)) else tuple(max_scale)
+    if min(caps) >= 1.0:
         return where
-    c = math.log(max_scale / (1.0 - max_scale))
-    return torch.cat([c - F.softplus(c - where[..., :2]), where[..., 2:]], -1)
+    # an uncapped side keeps its logit (a finite dummy cap there: an infinite one would give NaN gradients)
+    c = where.new_tensor([math.log(m / (1.0 - m)) if m < 1.0 else 0.0 for m in caps])
+    free = where.new_tensor([m >= 1.0 for m in caps], dtype=torch.bool)
+    capped = torch.where(free, where[..., :2], c - F.softplus(c - where[..., :2]))
+    return torch.cat([capped, where[..., 2:]], -1)
 
 
 def centre_inside(where: Tensor, margin: float) -> Tensor:
