@@ -80,8 +80,9 @@ ATARI_MODEL = dict(
 # starts at scale 0.15 x 0.45 of the region (logits -1.7, -0.2) instead of MNIST's square 0.12, and so do the
 # posterior's first boxes (with the reference's half-side square start, boxes stayed 3x too wide and parked at the
 # border for the first 700 steps), and boxes are capped at 0.3 x 0.75 of the region: uncapped, the model painted
-# several people with one glimpse half the region wide and blurred them (as on Atari, docs/pedestrians.md). Batch 16: twice the steps of 32 in the CPU budget. The
-# frames are black where nothing moves, so the reference's masked mean image (background="masked") fits as it is.
+# several people with one glimpse half the region wide and blurred them (as on Atari; docs/pedestrians.md). Batch 16:
+# twice the steps of 32 in the CPU budget. The frames are black where nothing moves, so the reference's masked mean
+# image (background="masked") fits as it is.
 PEDESTRIAN_MODEL = dict(
     image_shape=(3, 64, 64),
     max_objects=3,
