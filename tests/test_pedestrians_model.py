@@ -254,3 +254,20 @@ def test_pedestrian_model_learns_to_explain_the_synthetic_walkers(tmp_path):
     trainer.fit()
     after = trainer.history[-1]["iwae"]
     assert after > before + 300, (before, after)
+
+
+def test_foreground_fraction_counts_the_mask_inside_each_box():
+    from sqair_world.evaluation.video_tracking import foreground_fraction
+
+    mask = np.zeros((2, 10, 10), bool)
+    mask[0, :5, :5] = True
+    mask[1] = True
+    boxes = np.array([[[0.0, 0, 5, 5], [0, 0, 10, 10], [20, 20, 5, 5]], [[2.0, 2, 4, 4], [8, 8, 5, 5], [0, 0, 0, 0]]])
+    np.testing.assert_allclose(foreground_fraction(mask, boxes), [[1.0, 0.25, 0.0], [1.0, 1.0, 0.0]])
+
+
+def test_merge_regions_drops_slots_over_empty_background():
+    boxes = np.zeros((1, 2, 4))
+    boxes[0, 0], boxes[0, 1] = [0, 0, 8, 20], [40, 0, 8, 20]
+    det = merge_regions(boxes, np.array([[1, 2]]), np.ones((1, 2)), 0.3, 2, np.array([[0.4, 0.02]]), 0.1)
+    assert det.keys == [[(0, 1)]]

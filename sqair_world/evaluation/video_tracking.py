@@ -8,8 +8,9 @@ Three steps turn per-region slots into video tracks:
 
 1. **Regions**: SQAIR's propagation keeps a person's identity inside a region; a slot is the key
    ``(region, identity)``.
-2. **Merge**: overlapping regions see the same person; detections with IoU >= ``merge_iou`` are one person, and the
-   box of the region that sees it most centrally is kept (a region's border cuts people in half).
+2. **Merge**: slots over (almost) no foreground are dropped; overlapping regions see the same person, and
+   detections with IoU >= ``merge_iou`` are one person, with the box of the region that sees it most centrally (a
+   region's border cuts people in half).
 3. **Link**: a person keeps the video identity of any of its keys seen on the previous processed frame (SQAIR's
    identities carry it); a person whose keys are all new (entering a region, or rediscovered) is matched by IoU to
    the tracks of the last ``max_gap`` processed frames that nobody claimed (Hungarian), and else starts a new track.
@@ -47,6 +48,9 @@ class VideoTrackerConfig:
     """Processed frames a track may go unseen and still be continued."""
     min_size: float = 2.0
     """Detections narrower or lower than this (pixels of the 240-wide frame) are dropped."""
+    min_foreground: float = 0.1
+    """Detections whose box holds less than this fraction of foreground pixels are dropped: SQAIR's learned count
+    prior lets the model keep slots present over empty background at little cost (docs/pedestrians.md); 0 keeps all."""
     warmup: int = 10
     """Frames that only train the background model before tracking starts."""
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
@@ -126,14 +130,39 @@ class RegionTracker:
         return boxes, ids, margin
 
 
+def foreground_fraction(mask: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Fraction of foreground pixels inside each box: masks bool ``[..., H, W]`` and boxes ``[..., N, 4]`` (left, top,
+    width, height; clipped to the frame) with the same leading axes -> ``[..., N]``, from integral images."""
+    lead, (H, W) = mask.shape[:-2], mask.shape[-2:]
+    m = mask.reshape(-1, H, W)
+    b = np.asarray(boxes, np.float64).reshape(m.shape[0], -1, 4)
+    integral = np.pad(np.cumsum(np.cumsum(m, 1, dtype=np.int64), 2), ((0, 0), (1, 0), (1, 0)))
+    x0 = np.clip(np.floor(b[..., 0]), 0, W).astype(np.int64)
+    y0 = np.clip(np.floor(b[..., 1]), 0, H).astype(np.int64)
+    x1 = np.clip(np.ceil(b[..., 0] + b[..., 2]), 0, W).astype(np.int64)
+    y1 = np.clip(np.ceil(b[..., 1] + b[..., 3]), 0, H).astype(np.int64)
+    rows = np.arange(len(m))[:, None]
+    inside = integral[rows, y1, x1] - integral[rows, y0, x1] - integral[rows, y1, x0] + integral[rows, y0, x0]
+    return (inside / np.maximum((x1 - x0) * (y1 - y0), 1)).reshape(*lead, -1)
+
+
 def merge_regions(
-    boxes: np.ndarray, ids: np.ndarray, margin: np.ndarray, merge_iou: float, min_size: float
+    boxes: np.ndarray,
+    ids: np.ndarray,
+    margin: np.ndarray,
+    merge_iou: float,
+    min_size: float,
+    support: np.ndarray | None = None,
+    min_support: float = 0.0,
 ) -> Detections:
     """One detection per person from the slots of overlapping regions (``RegionTracker.step``'s output): the most
-    central view of a person first, every other view overlapping it by ``merge_iou`` joins it."""
+    central view of a person first, every other view overlapping it by ``merge_iou`` joins it. Slots whose
+    ``support [R, N]`` (foreground fraction of the box) is below ``min_support`` are dropped first."""
     r, n = np.nonzero(ids >= 0)
     b = boxes[r, n]
     keep = (b[:, 2] >= min_size) & (b[:, 3] >= min_size)
+    if support is not None:
+        keep &= support[r, n] >= min_support
     r, n, b = r[keep], n[keep], b[keep]
     order = np.argsort(-margin[r, n], kind="stable")
     iou = iou_matrix(b, b)
@@ -204,13 +233,15 @@ def track_video(
     subtractor = BackgroundSubtractor(cfg.background)
     tracker = linker = None
     for read, (number, frame) in enumerate(source):
-        fg, _ = subtractor.apply(frame)
+        fg, mask = subtractor.apply(frame)
         if read < cfg.warmup or number % cfg.step:
             continue
         if tracker is None:
             tracker = RegionTracker(model, fg.shape[0], fg.shape[1], cfg.region_stride)
             linker = IdentityLinker(cfg.link_iou, cfg.max_gap)
-        det = merge_regions(*tracker.step(fg), cfg.merge_iou, cfg.min_size)
+        boxes, ids, margin = tracker.step(fg)
+        support = foreground_fraction(np.broadcast_to(mask, (len(boxes), *mask.shape)), boxes)
+        det = merge_regions(boxes, ids, margin, cfg.merge_iou, cfg.min_size, support, cfg.min_foreground)
         ids = linker.update(det)
         scale = frame.shape[1] / fg.shape[1]
         yield TrackedFrame(number, frame, fg, det.boxes * scale, ids)
@@ -245,6 +276,7 @@ __all__ = [
     "RegionTracker",
     "TrackedFrame",
     "VideoTrackerConfig",
+    "foreground_fraction",
     "iou_matrix",
     "merge_regions",
     "score_tracks",
