@@ -230,7 +230,7 @@ def test_region_tracker_batches_all_regions_in_one_model_call(ped_ckpt, monkeypa
 
 
 def test_pedestrian_model_learns_to_explain_the_synthetic_walkers(tmp_path):
-    """The experiment's model (CONV-SQAIR, 32x12 glimpses, its where initialisation), narrowed, trained 120 steps on
+    """The experiment's model (CONV-SQAIR, 32x12 glimpses, its where initialisation), narrowed, trained 200 steps on
     seeded walkers with their exact masks: the validation bound rises by hundreds of nats (the untrained model
     explains the silhouettes by nothing). Counting needs far longer runs (docs/pedestrians.md)."""
     from sqair_world.data.pedestrians import PreprocessConfig, load_pedestrians
@@ -246,7 +246,7 @@ def test_pedestrian_model_learns_to_explain_the_synthetic_walkers(tmp_path):
     model = build_model(exp.model, **{**exp.model_overrides, **small})
     model.set_background(torch.as_tensor(mean_frame(data.train.frames)))
     train = TrainConfig(
-        steps=120, batch_size=8, lr=1e-3, curriculum_start=3, curriculum_max=3, val_every=120, progress=False,
+        steps=200, batch_size=8, lr=1e-3, curriculum_start=3, curriculum_max=3, val_every=40, progress=False,
         tensorboard=False, run_dir=str(tmp_path / "run"),
     )  # fmt: skip
     trainer = Trainer(model, data.train.frames, data.val.frames, train, val_counts=data.val.counts)
