@@ -87,12 +87,10 @@ def evaluate_pedestrians(
             pr_boxes.append(boxes)
             pr_ids.append(verified)
             if counts is not None:
-                hit = (verified >= 0).sum(-1) == data.counts[:, s : s + batch_size]
-                sums["count_acc_verified"] = sums.get("count_acc_verified", 0.0) + hit.mean(0).sum()
-                sums["count_acc_posterior"] = (
-                    sums.get("count_acc_posterior", 0.0)
-                    + ((ids >= 0).sum(-1) == data.counts[:, s : s + batch_size]).mean(0).sum()
-                )
+                true_counts = data.counts[:, s : s + batch_size]
+                for name, slots in (("count_acc_verified", verified), ("count_acc_posterior", ids)):
+                    hit = (slots >= 0).sum(-1) == true_counts
+                    sums[name] = sums.get(name, 0.0) + hit.mean(0).sum()
     result: dict[str, Any] = {k: v / S for k, v in sums.items()}
     result.update(num_sequences=S, particles=particles, seq_len=int(data.frames.shape[0]))
     if counts is not None:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import motmetrics as mm
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -85,13 +86,10 @@ class TrackedFrame(NamedTuple):
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes ``a [A, 4]`` and ``b [B, 4]`` (left, top, width, height) -> ``[A, B]``."""
-    a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None]
-    w = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    """IoU of boxes ``a [A, 4]`` and ``b [B, 4]`` (left, top, width, height) -> ``[A, B]`` (0 without overlap), by
+    motmetrics' ``boxiou`` as :func:`~sqair_world.evaluation.metrics.iou_distance` does."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    return mm.distances.boxiou(a[:, None], b[None]).reshape(len(a), len(b))
 
 
 class RegionTracker:
