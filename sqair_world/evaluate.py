@@ -38,6 +38,7 @@ from sqair_world.envs import make_sqair_env
 from sqair_world.envs.atari import collect_sequences
 from sqair_world.envs.rollouts import play_atari, play_moving_mnist, record_episode_gif
 from sqair_world.evaluation.atari import sprite_scores
+from sqair_world.evaluation.classical import ClassicalTracker
 from sqair_world.evaluation.figures import write_figures, write_reconstructions
 from sqair_world.evaluation.metrics import tracking_scores
 from sqair_world.evaluation.moving_mnist import evaluate, format_table
@@ -116,9 +117,12 @@ class AtariEval:
     steps: int = 1000
     """Random-policy steps (sticky actions) to score."""
     seed: int = 0
-    """Seed of the env and the policy."""
+    """Seed of the env and the policy (of the first run)."""
+    seeds: int = 1
+    """Runs with seeds seed, seed + 1, ...; the scores are reported per seed and as their mean."""
     max_distance: float = 5.0
-    """Pixels (84x84 frame) between a box centre and a sprite centre for a match."""
+    """Pixels between a box centre and a sprite centre for a match (in the 84x84 frame, and in native 160x210
+    pixels for OCAtari's rule)."""
     gif: Path | None = None
     """Also write a GIF of a played episode with the tracked boxes."""
     gif_steps: int = 200
@@ -132,6 +136,7 @@ class AtariEval:
 
     def __post_init__(self) -> None:
         _at_least("steps", self.steps, 1)
+        _at_least("seeds", self.seeds, 1)
         _at_least("gif_steps", self.gif_steps, 1)
         if self.max_distance <= 0:
             raise ValueError(f"--max-distance is in pixels and must be > 0, got {self.max_distance}")
@@ -238,11 +243,41 @@ def run_mnist(cfg: MnistEval) -> None:
             print(f"wrote {path}")
 
 
+def atari_rows(roll, max_distance: float) -> dict[str, dict[str, dict]]:
+    """The model's and the classical baseline's scores on one rollout, under both matching rules."""
+    classical = ClassicalTracker(num_slots=roll.pres.shape[1]).track(roll.frames)
+    rows: dict[str, dict[str, dict]] = {"model": {}, "classical": {}}
+    for rule in ("frame", "native"):
+        rows["model"][rule] = sprite_scores(roll, max_distance, rule)
+        rows["classical"][rule] = sprite_scores(
+            roll, max_distance, rule, pres=classical.pres, where=classical.where, ids=classical.ids
+        )
+    return rows
+
+
+def mean_rows(runs: list[dict[str, dict[str, dict]]]) -> dict[str, dict[str, dict]]:
+    """The mean over runs of every number in :func:`atari_rows` (per-sprite rates too)."""
+
+    def mean(values: list):
+        first = values[0]
+        if isinstance(first, dict):
+            return {k: mean([v[k] for v in values]) for k in first}
+        if isinstance(first, (int, float)) and not isinstance(first, bool):
+            return float(np.mean(values))
+        return first
+
+    return mean(runs)
+
+
 def run_atari(cfg: AtariEval) -> None:
-    torch.manual_seed(cfg.seed)
-    env = make_sqair_env(cfg.env, checkpoint=cfg.checkpoint, device=cfg.device)
-    scores = sprite_scores(play_atari(env, cfg.steps, cfg.seed), cfg.max_distance)
-    result = {"env_id": cfg.env, "steps": cfg.steps, **scores}
+    env = make_sqair_env(cfg.env, checkpoint=cfg.checkpoint, device=cfg.device, include_frame=True)
+    per_seed = {}
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        torch.manual_seed(seed)
+        per_seed[seed] = atari_rows(play_atari(env, cfg.steps, seed), cfg.max_distance)
+    result = {"env_id": cfg.env, "steps": cfg.steps, "seeds": list(per_seed), **mean_rows(list(per_seed.values()))}
+    if cfg.seeds > 1:
+        result["per_seed"] = per_seed
     if cfg.gif:
         record_episode_gif(env, cfg.gif, max_steps=cfg.gif_steps, seed=cfg.seed + 1)
     if cfg.reconstructions:
@@ -251,8 +286,21 @@ def run_atari(cfg: AtariEval) -> None:
         write_reconstructions(model, x, cfg.reconstructions)
     env.close()
     print(json.dumps(result, indent=2))
+    print(format_atari(result), file=sys.stderr)
     if cfg.json:
         _write_json(cfg.json, result)
+
+
+def format_atari(result: dict) -> str:
+    """The mean rows as a Markdown table: model and classical, both matching rules."""
+    keys = ("recall", "precision", "count_acc", "mota", "idf1", "num_switches")
+    lines = [f"| {result['env_id']} | rule | " + " | ".join(keys) + " | sprites found (min) |", "|---" * 9 + "|"]
+    for who in ("model", "classical"):
+        for rule in ("frame", "native"):
+            r = result[who][rule]
+            found = min(r["found_by_sprite"].values())
+            lines.append(f"| {who} | {rule} | " + " | ".join(f"{r[k]:.3g}" for k in keys) + f" | {found:.3f} |")
+    return "\n".join(lines)
 
 
 def run_tracking(cfg: TrackingEval) -> None:

@@ -57,8 +57,11 @@ def test_atari_writes_scores_gif_and_reconstructions(pacman_ckpt, tmp_path, caps
     args += ["--gif-steps", "2", "--json", str(tmp_path / "r.json"), "--reconstructions", str(tmp_path / "rec.png")]
     assert main(args) == 0
     r = json.loads((tmp_path / "r.json").read_text())
-    assert r["env_id"] == "ALE/Pacman-v5" and r["steps"] == 3 and 0.0 <= r["count_acc"] <= 1.0
-    assert list(r["found_by_sprite"]) == ["player", "ghost1", "ghost2", "ghost3", "ghost4"]
+    assert r["env_id"] == "ALE/Pacman-v5" and r["steps"] == 3 and r["seeds"] == [0]
+    for who in ("model", "classical"):  # the model's row and the classical baseline's, under both matching rules
+        for rule in ("frame", "native"):
+            assert r[who][rule]["rule"] == rule and 0.0 <= r[who][rule]["count_acc"] <= 1.0
+            assert list(r[who][rule]["found_by_sprite"]) == ["player", "ghost1", "ghost2", "ghost3", "ghost4"]
     assert (tmp_path / "ep.gif").stat().st_size > 0
     rec = iio.imread(tmp_path / "rec.png")  # 3 sequences x (input, reconstruction) rows of 6 frames at 2x
     assert rec.shape[0] > 6 * 84 * 2 and rec.shape[1] > 6 * 84 * 2 and rec.shape[2] == 3
@@ -78,7 +81,10 @@ def test_tracking_prints_scores(tiny_ckpt, tmp_path, capsys):
     "command, flags",
     [
         ("mnist", ["CHECKPOINT", "--num-sequences", "--particles", "--no-figures", "--max-iou-distance"]),
-        ("atari", ["--env", "--checkpoint", "--steps", "--seed", "--gif", "--max-distance", "--reconstructions"]),
+        (
+            "atari",
+            ["--env", "--checkpoint", "--steps", "--seed", "--seeds", "--gif", "--max-distance", "--reconstructions"],
+        ),
         ("tracking", ["--checkpoint", "--episodes", "--match", "{iou,centre}"]),
     ],
 )

@@ -164,7 +164,7 @@ def test_invalid_arguments_are_refused_at_make_time(tiny_ckpt, kwargs, message):
 def test_invalid_atari_arguments_are_refused_at_make_time(atari_ckpt):
     with pytest.raises(ValueError, match=r"frameskip \(raw frames pooled per step\) must be >= 1, got 0"):
         gym.make("SQAIR-Wrapped/Pacman", checkpoint=str(atari_ckpt), frameskip=0)
-    with pytest.raises(ValueError, match=r"num_slots must be in 1\.\.6 .* got 0"):  # the example
+    with pytest.raises(ValueError, match=r"num_slots must be in 1\.\.8 .* got 0"):  # the example
         gym.make("SQAIR-Wrapped/Pacman", checkpoint=str(atari_ckpt), num_slots=0)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="'cuda' requested but CUDA is not available"):
@@ -235,7 +235,7 @@ def test_clear_errors(tiny_ckpt, atari_ckpt, tmp_path, monkeypatch):
 def test_pacman_wrapped_env_runs(atari_ckpt):
     env = gym.make("SQAIR-Wrapped/Pacman", checkpoint=str(atari_ckpt), include_frame=True)
     obs, info = env.reset(seed=0)
-    assert obs["frame"].shape == (84, 84, 3) and obs["pres"].shape == (6,) and "ram_xy" in info
+    assert obs["frame"].shape == (84, 84, 3) and obs["pres"].shape == (8,) and "ram_xy" in info
     obs, r, term, trunc, info = env.step(env.action_space.sample())
     assert env.observation_space.contains(obs)
     assert env.render().shape == (336, 336, 3)

@@ -1,7 +1,7 @@
 """Oracle object slots from the console RAM: the slot observation of ``SQAIR-Wrapped/<Game>``, filled with the truth.
 
 The upper bound of what any slot model can give an agent: the same ``Dict`` space as
-:class:`~sqair_world.envs.slots.SQAIRObservation` (``pres [N]``, ``where [N, 4]``, ``what [N, D]``, ``id [N]``; N = 6
+:class:`~sqair_world.envs.slots.SQAIRObservation` (``pres [N]``, ``where [N, 4]``, ``what [N, D]``, ``id [N]``; N = 8
 slots and D = 16 appearance dims, those of the shipped checkpoints), but
 
 - ``where``: the sprite centre read from RAM (:meth:`~sqair_world.envs.atari.MazeGame.positions`, the mapping fitted
@@ -44,12 +44,12 @@ class OracleSlots(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """RAM observations of a maze game -> the oracle slot dict described in the module docstring.
 
     ``env``: an ALE maze game with ``obs_type="ram"``; ``game`` defaults to the one of its id. ``num_slots`` (>= the
-    game's sprites) and ``what_size`` (>= 3 classes) default to the shipped SQAIR checkpoints' N = 6 and D = 16.
+    game's sprites) and ``what_size`` (>= 3 classes) default to the shipped SQAIR checkpoints' N = 8 and D = 16.
     ``size``: the side (pixels) of the preprocessed frame the RAM mapping is expressed in; only the fractions leave.
     """
 
     def __init__(
-        self, env: gym.Env, game: MazeGame | None = None, num_slots: int = 6, what_size: int = 16, size: int = 84
+        self, env: gym.Env, game: MazeGame | None = None, num_slots: int = 8, what_size: int = 16, size: int = 84
     ) -> None:
         base_spec = env.unwrapped.spec
         game = game or game_from_env_id(base_spec.id if base_spec is not None else "")
@@ -120,7 +120,7 @@ class OracleSlots(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 
 def make_oracle_env(
-    game: str = "Pacman", frameskip: int = 4, num_slots: int = 6, what_size: int = 16, **ale_kwargs: Any
+    game: str = "Pacman", frameskip: int = 4, num_slots: int = 8, what_size: int = 16, **ale_kwargs: Any
 ) -> OracleSlots:
     """The oracle slot env of ``game`` ("Pacman", "MsPacman" or an ALE id such as "ALE/Pacman-v5");
     ``ale_kwargs`` go to ``gym.make`` of the ALE env (default ``repeat_action_probability=0.25``, as the SQAIR

@@ -22,7 +22,8 @@ from sqair_world.utils import box_to_pixels
 
 
 def play_atari(env: gym.Env, steps: int, seed: int = 0) -> SpriteRollout:
-    """``steps`` steps of sticky random actions on a slot-wrapped maze game (``SQAIR-Wrapped/Pacman``, ...).
+    """``steps`` steps of sticky random actions on a slot-wrapped maze game (``SQAIR-Wrapped/Pacman``, ...); the
+    frames too when the env includes them (``include_frame=True``).
 
     A step that ends an episode resets it and is not recorded (its frame shows the game's end, not the maze)."""
     if steps < 1:
@@ -30,23 +31,35 @@ def play_atari(env: gym.Env, steps: int, seed: int = 0) -> SpriteRollout:
     game, size = env.get_wrapper_attr("game"), env.get_wrapper_attr("size")
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
-    pres, where, ids, sprites, bounds = [], [], [], [], []
-    action = 0
+    pres, where, ids, sprites, bounds, frames, episodes = [], [], [], [], [], [], []
+    action, episode = 0, 0
     for _ in range(steps):
         action = sticky_action(rng, action, env.action_space.n)
         obs, _, term, trunc, info = env.step(action)
         if term or trunc:
             obs, info = env.reset(seed=int(rng.integers(2**31)))
+            episode += 1
             continue
+        episodes.append(episode)
         pres.append(obs["pres"])
         where.append(obs["where"])
         ids.append(obs["id"])
         sprites.append(game.positions(info["ram_xy"], size))
         bounds.append(info["sqair_bound"])
+        if "frame" in obs:
+            frames.append(obs["frame"])
     if not pres:
         raise ValueError(f"every one of the {steps} steps ended an episode; play more steps")
     arrays = (np.stack(a) for a in (pres, where, ids, sprites, bounds))
-    return SpriteRollout(*arrays, frame_hw=(size, size), names=tuple(game.names))
+    r0, r1 = game.rows
+    return SpriteRollout(
+        *arrays,
+        frame_hw=(size, size),
+        names=tuple(game.names),
+        native_scale=(160 / size, (r1 - r0) / size),
+        frames=np.stack(frames) if frames else None,
+        episodes=np.asarray(episodes),
+    )
 
 
 def play_moving_mnist(env: gym.Env, episodes: int = 1, seed: int = 0) -> TrackRollout:

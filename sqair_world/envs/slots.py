@@ -2,7 +2,8 @@
 
 Observation (a ``Dict`` space, N slots, D = size of z_what):
 
-- ``pres``  float32 ``[N]``: 1 for a present object, 0 for an empty slot (present slots come first);
+- ``pres``  float32 ``[N]``: 1 for a present object, 0 for an empty slot; each track keeps its slot for as long
+  as it lives (:func:`stable_slots`), so empty slots may lie between present ones;
 - ``where`` float32 ``[N, 4]``: (x_centre, y_centre, width, height) of the object's box as fractions of the
   image width and height, in [0, 1] (x to the right, y down); zeros for empty slots;
 - ``what``  float32 ``[N, D]``: the appearance code; zeros for empty slots;
@@ -108,6 +109,31 @@ def model_input(frames: np.ndarray, image_shape: tuple[int, int, int], device: t
     return frames_to_input(frames, device, channels_last=True)
 
 
+def stable_slots(slot_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give every track a fixed slot for as long as it lives (no shifting when another object appears or leaves).
+
+    ``slot_ids [E, N]``: the track id each slot held at the last step (-1 free); ``ids [E, N]``: the model's slots
+    now (track ids, -1 absent). A track keeps its slot; a new one takes the lowest free slot; a slot whose track
+    ended is free again. Returns (``src [E, N]``: for each output slot the model slot it shows, -1 for an empty
+    one; the new ``slot_ids``), vectorised over the envs.
+    """
+    E, N = ids.shape
+    live = ids >= 0
+    same = (ids[:, :, None] == slot_ids[:, None, :]) & live[:, :, None]  # [E, model slot, output slot]
+    kept = same.any(2)
+    free = ~same.any(1)  # output slots not held by a live track
+    new = live & ~kept
+    # the k-th new track (in model order) takes the k-th free output slot
+    free_order = np.argsort(~free, axis=1, kind="stable")  # free slots first, ascending
+    rank = np.cumsum(new, 1) - 1
+    target = np.where(kept, same.argmax(2), np.take_along_axis(free_order, np.clip(rank, 0, N - 1), 1))
+    src = np.full((E, N), -1)
+    rows, cols = np.nonzero(live)
+    src[rows, target[rows, cols]] = cols
+    new_ids = np.where(src >= 0, np.take_along_axis(ids, np.clip(src, 0, N - 1), 1), -1)
+    return src, new_ids
+
+
 def state_rows(state: TrackState, idx: Tensor) -> TrackState:
     """Rows ``idx`` of a state."""
     return TrackState(Slots(*(a[idx] for a in state.z)), *(a[idx] for a in state[1:]))
@@ -173,6 +199,7 @@ class SlotEncoder:
         self.sample = sample
         self.imagine_horizon, self.imagine_samples = imagine_horizon, imagine_samples
         self.state: TrackState
+        self.slot_ids = np.full((num_envs, max_objects), -1)  # the track each output slot holds (stable_slots)
         self.reset()
         self.last: StepOutput | None = None
         self.rng = np.random.default_rng()
@@ -193,10 +220,12 @@ class SlotEncoder:
         if bool(done_t.any()):
             with inference(self.threads, self.device):
                 self.state = self.model.reset_rows(self.state, done_t)
+            self.slot_ids[np.asarray(done, bool)] = -1
 
     def reset(self) -> None:
         with inference(self.threads, self.device):
             self.state = self.model.initial_state(self.num_envs, self.device)
+        self.slot_ids = np.full((self.num_envs, self.model.cfg.max_objects), -1)
 
     def encode(self, frames: np.ndarray, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Track one frame per row (``rows`` a subset of the envs, default all) -> batched observation dict."""
@@ -213,7 +242,11 @@ class SlotEncoder:
             out = self.model.online_step(state_rows(self.state, idx), x, sample=self.sample)
             self.state = set_state_rows(self.state, idx, out.state)
         self.last = out
-        obs = self.slots_to_numpy(out.state.z)
+        z = out.state.z
+        ids = torch.where(z.pres > 0, z.id, -1).cpu().numpy()
+        sel = slice(None) if rows is None else np.asarray(rows)
+        src, self.slot_ids[sel] = stable_slots(self.slot_ids[sel], ids)
+        obs = self.slots_to_numpy(z, src)
         obs["bound"] = (out.log_lik + out.log_p - out.log_q).cpu().numpy()
         if self.imagine_horizon > 0:
             im = self._imagine(out.state, self.imagine_horizon, self.imagine_samples, False)
@@ -221,8 +254,14 @@ class SlotEncoder:
             obs["imagined"] = summary.permute(1, 0, 2, 3)[:, :, : self.num_slots].cpu().numpy().astype(np.float32)
         return obs
 
-    def slots_to_numpy(self, z: Slots) -> dict[str, np.ndarray]:
-        """Slots ``[E, N, ...]`` -> the observation arrays (see module docstring), the first ``num_slots`` slots."""
+    def slots_to_numpy(self, z: Slots, src: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Slots ``[E, N, ...]`` -> the observation arrays (see module docstring), the first ``num_slots`` slots;
+        ``src [E, N]`` (from :func:`stable_slots`) puts model slot ``src[e, n]`` into output slot n (-1: empty)."""
+        if src is not None:
+            idx = torch.as_tensor(np.clip(src, 0, None), device=z.pres.device)
+            on = torch.as_tensor(src >= 0, device=z.pres.device)
+            pick = lambda a: a.gather(1, idx.view(*idx.shape, *([1] * (a.dim() - 2))).expand_as(a))
+            z = Slots(pick(z.what), pick(z.where), pick(z.pres) * on, torch.where(on, pick(z.id), -1))
         z = Slots(*(a[:, : self.num_slots] for a in z))
         present = z.pres.unsqueeze(-1)
         # one float array for pres, where and what (one device-to-host copy; tiny per-op costs dominate a step)

@@ -91,6 +91,29 @@ class SQAIRConfig:
     mask_logit_bias: float = 1.0
     """Initial bias of the propagation glimpse-mask sigmoid."""
 
+    discovery: Literal["sequential", "grid"] = "sequential"
+    """How new objects are found. "sequential": the paper's DISC, one recurrent step per object (model.discovery).
+    "grid": every cell of a grid_size x grid_size map proposes at most one object, all at once, and proposals that
+    propagated objects already explain are rejected (model.grid; SPACE and SCALOR). Atari sprites need the grid."""
+    grid_size: int = 14
+    """G, cells per side of the grid discovery (84 px / 14 = 6 px cells, about one Atari sprite each)."""
+    grid_pres_prior_logit: float = -4.0
+    """Initial logit of the grid prior's per-cell presence (learned; p = 0.018 over 196 cells is 3.5 objects)."""
+    grid_reject_overlap: float = 0.3
+    """A grid proposal whose box is covered more than this by the propagated objects' render is rejected
+    (SCALOR's 30%)."""
+    grid_aux_weight: float = 0.0
+    """Weight of the grid's self-supervised foreground targets in the training loss (MOC); 0: off (pure IWAE)."""
+    grid_fg_threshold: float = 0.1
+    """Frame-minus-background difference (max over channels, frames in [0, 1]) above which a pixel is foreground
+    for those targets."""
+
+    prop_prior_residual: bool = False
+    """The propagation prior's where and what means are offsets from the object's own values at t-1, instead of
+    the released code's absolute means (reference §3.2). With absolute means the untrained prior pulls every
+    propagated box towards one place; on small sprites, where the likelihood stops pulling back once a box has
+    slipped off its sprite, that pull carried the boxes away and propagation died (docs/atari.md)."""
+
     # --- deliberate choices where the released code and the paper disagree (reference §8) ---
     enforce_discovery_cap: bool = True
     """§8.1/8.2: discover at most N - n_propagated objects (paper). False = released code: up to N,
@@ -129,6 +152,17 @@ class SQAIRConfig:
             problems.append(f"where_prior_bias needs 8 numbers (mu 4, raw std 4), got {len(self.where_prior_bias)}")
         if self.encoder not in ("mlp", "conv"):
             problems.append(f"encoder must be 'mlp' or 'conv', got {self.encoder!r}")
+        if self.discovery not in ("sequential", "grid"):
+            problems.append(f"discovery must be 'sequential' or 'grid', got {self.discovery!r}")
+        if self.grid_size < 1 or self.grid_size > min(h, w):
+            problems.append(f"grid_size must be in 1..{min(h, w)} (cells per side of the frame), got {self.grid_size}")
+        if not 0 < self.grid_reject_overlap <= 1:
+            problems.append(f"grid_reject_overlap is a fraction in (0, 1], got {self.grid_reject_overlap}")
+        if self.grid_aux_weight < 0 or not 0 < self.grid_fg_threshold < 1:
+            problems.append(
+                f"grid_aux_weight must be >= 0 and grid_fg_threshold in (0, 1), got {self.grid_aux_weight} "
+                f"and {self.grid_fg_threshold}"
+            )
         if self.vimco_signal not in ("standard", "code"):
             problems.append(f"vimco_signal must be 'standard' or 'code', got {self.vimco_signal!r}")
         if problems:

@@ -48,6 +48,8 @@ class PropagationPrior(nn.Module):
         d = self.cfg.n_what
         logit, w_mu, w_raw, z_mu, z_raw = out.split([1, 4, 4, d, d], -1)
         logit = mask_logit(logit.squeeze(-1) + self.cfg.prop_prior_step_bias, pres, self.cfg.mask_logit)
+        if self.cfg.prop_prior_residual:  # a tracker's prior: objects stay where and as they were, plus a change
+            w_mu, z_mu = where + w_mu, what + z_mu
         s = self.cfg.min_std
         return PropPriorOutput(h_new, logit, w_mu, softplus_std(w_raw, s), z_mu, softplus_std(z_raw, s))
 

@@ -24,6 +24,7 @@ from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.discovery import Discovery
 from sqair_world.model.distributions import gaussian_image_log_lik, sample_bernoulli
 from sqair_world.model.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
+from sqair_world.model.grid import GridBackbone, GridDiscovery
 from sqair_world.model.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
 from sqair_world.model.propagation import Propagation, prior_presence_summary
 from sqair_world.model.spatial import inverse_matrices
@@ -61,10 +62,15 @@ class SQAIR(nn.Module):
         cfg = cfg if cfg is not None else SQAIRConfig()
         self.cfg = cfg
         image_encoder, glimpse_body, decoder_body = make_backbones(cfg)
-        self.image_encoder = image_encoder
         self.glimpse_encoder = GlimpseEncoder(glimpse_body, cfg)
         self.glimpse_decoder = GlimpseDecoder(decoder_body, cfg)
-        self.discovery = Discovery(cfg, self.glimpse_encoder)
+        self.grid = cfg.discovery == "grid"
+        if self.grid:  # the image encoder is the grid's backbone: per-cell proposals, once per frame
+            self.image_encoder: nn.Module = GridBackbone(cfg)
+            self.discovery: nn.Module = GridDiscovery(cfg, self.glimpse_encoder)
+        else:
+            self.image_encoder = image_encoder
+            self.discovery = Discovery(cfg, self.glimpse_encoder)
         self.propagation = Propagation(cfg, self.glimpse_encoder) if cfg.propagate else None
         # trainable background ("mean image"), set to the training-set mean frame before training (§2.3)
         self.mean_image = nn.Parameter(torch.zeros(cfg.image_shape))
@@ -196,16 +202,21 @@ class SQAIR(nn.Module):
             t_pos = (state.t > 0).to(feats.dtype)
             h_temporal, h_prior = prop.h_temporal, prop.h_prior
             log_q, log_p, log_q_pres = prop.log_q, prop.log_p, prop.log_q_pres
+            prop_aux = prop.aux_loss
         else:  # nothing to propagate: all slots absent; AIR is always here
             prop_z = state.z._replace(pres=torch.zeros_like(state.z.pres), id=torch.full_like(state.z.id, -1))
             e = feats.new_full((R, 1), -0.5)  # every slot absent: sigmoid(-88) - 0.5
             t_pos = (state.t > 0).to(feats.dtype) if self.propagation is not None else zero
             h_temporal, h_prior = state.h_temporal, state.h_prior
             log_q, log_p, log_q_pres = zero, zero, zero
+            prop_aux = None
         n_prop = prop_z.pres.sum(-1)
-        c = self.discovery.condition(prop_z)
-        max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
-        disc = self.discovery(seen, feats, c, e, t_pos, max_allowed, sample)
+        if self.grid:  # parallel proposals into the free slots (model.grid)
+            disc = self.discovery(seen, feats, prop_z, t_pos, (N - n_prop).long(), sample)
+        else:
+            c = self.discovery.condition(prop_z)
+            max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
+            disc = self.discovery(seen, feats, c, e, t_pos, max_allowed, sample)
 
         new_state, is_new = self._merge(
             state, prop_z, Slots(disc.what, disc.where, disc.pres, torch.full_like(prop_z.id, -1)), h_temporal, h_prior
@@ -225,6 +236,7 @@ class SQAIR(nn.Module):
             log_q_pres + disc.log_q_pres,
             n_prop,
             is_new.sum(-1).to(feats.dtype),
+            (disc.aux_loss if prop_aux is None else disc.aux_loss + prop_aux) if self.grid else None,
         )
 
     def _merge(
@@ -278,6 +290,9 @@ class SQAIR(nn.Module):
         log_w = (log_lik + log_p - log_q).sum(0)  # [B, K]
         log_q_discrete = stack("log_q_pres").sum(0)
         objective = iwae_vimco_loss(log_w, log_q_discrete, T, self.cfg.vimco_signal)
+        loss = objective.loss
+        if self.grid and self.cfg.grid_aux_weight > 0:  # self-supervised targets (model.grid), per frame and row
+            loss = loss + self.cfg.grid_aux_weight * stack("aux_loss").mean()
         z = Slots(
             *(
                 torch.stack([s.state.z[i] for s in steps]).view(T, B, K, *steps[0].state.z[i].shape[1:])
@@ -286,7 +301,7 @@ class SQAIR(nn.Module):
         )
         canvas = torch.stack([s.canvas for s in steps]).view(T, B, K, *x.shape[2:])
         return SequenceOutput(
-            loss=objective.loss,
+            loss=loss,
             iwae=objective.iwae,
             log_weights=log_w,
             rec=importance_weighted(log_lik.sum(0), log_w),
@@ -347,8 +362,11 @@ class SQAIR(nn.Module):
             e = z_prev.what.new_full((R, 1), -0.5)
             h_temporal, h_prior = state.h_temporal, state.h_prior
         n_prop = prop.pres.sum(-1)
-        c = self.discovery.condition(prop)
         t_pos = (state.t > 0).to(e.dtype) if self.propagation is not None else torch.zeros_like(e[:, 0])
+        if self.grid:
+            disc = self.discovery.sample_prior(t_pos, (N - n_prop).long())
+            return self._merge(state, prop, disc, h_temporal, h_prior)[0]
+        c = self.discovery.condition(prop)
         max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
         log_pn = self.discovery.prior.count_log_probs(e, t_pos, max_allowed)
         n_new = torch.multinomial(log_pn.exp(), 1).squeeze(-1)  # [R]

@@ -52,6 +52,7 @@ class StepOutput(NamedTuple):
     log_q_pres: Tensor  #: [R] log q of the discrete presence variables only (VIMCO's score term)
     num_prop: Tensor  #: [R] objects kept present by propagation
     num_disc: Tensor  #: [R] objects newly discovered (after truncation to N)
+    aux_loss: Tensor | None = None  #: [R] grid discovery's self-supervised loss (model.grid), else None
 
 
 class SequenceOutput(NamedTuple):

@@ -46,7 +46,7 @@ def accelerate(model: nn.Module, dynamic: bool | None = False, cpp_wrapper: bool
     calls its kernels from generated C++ instead of Python, which matters for a step of hundreds of tiny kernels.
     ``state_dict`` is unchanged: the compiled step is an instance attribute over the plain method.
     """
-    if getattr(model, "discovery", None) is not None:
+    if getattr(model, "discovery", None) is not None and not getattr(model, "grid", False):
         skip_full_discovery(model.discovery)
     options = {"cpp_wrapper": True} if cpp_wrapper else None
     model.step = torch.compile(type(model).step.__get__(model), dynamic=dynamic, options=options)

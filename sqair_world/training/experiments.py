@@ -48,28 +48,41 @@ class Experiment:
         return TrainConfig(**self.train_overrides)
 
 
-# Atari (issue #7): 84x84 colour frames, up to 6 objects (player, 4 ghosts, fruit), sprites of about
-# 0.05-0.09 of the image side: where-prior scale logit -2.6 (sigmoid = 0.07), 12x12 glimpses and boxes capped
-# at 0.15 of the side. The maze is the background everywhere (background="full"; the reference's masked mean
-# image would show it only under glimpses, so the model covered the frame with them). That background is exact
-# (pellets erased, fixed maze): the only residual is the sprites (about 110 px per frame), and output std 0.1
-# instead of 0.3 makes explaining them worth 9x more against the KL of an object. At that std the decoder's
-# initial noise is costly, so its output scale starts at 0.05, and a presence warm-up (train overrides below)
-# keeps discovered objects on while the decoder learns; without it presence collapsed to 0 within 125 steps.
-# Where-std offset -1 (not -3): glimpses start near the centre and must explore to meet sprites of ~25 px.
+# Atari (issues #7, #18): 84x84 colour frames, sprites of about 4x7 px (0.05-0.09 of the side). Grid discovery: 14x14
+# cells of 6 px, each proposing at most one sprite, 8 slots (Ms. Pac-Man shows 6 sprites, and a ghost leaving its
+# house may overlap another for a few frames); the sequential discovery found about half the sprites however it was
+# tuned (docs/atari.md, History). The scale prior and the proposals' first boxes sit at the sprite size (logit -2.6,
+# sigmoid = 0.07), boxes are capped at 0.15 of the side. The maze is the background everywhere (background="full")
+# and exact (pellets erased, fixed maze): the only residual is the sprites, and output std 0.1 instead of 0.3 makes
+# explaining them worth 9x more against the KL of an object; the decoder's output scale starts at 0.05 so that its
+# initial noise is cheap. The self-supervised blob targets (MOC, model.grid) tell the cells where the sprites are
+# from the first step, so no presence warm-up is needed. Where-std offset -1 (not -3): boxes must explore. Sprites
+# move at most ~3 px (0.04 of the side) per step: the propagation's where update is scaled by 0.1, else its initial
+# steps of a quarter of the frame carried every box off its sprite, and propagation learned to drop them all. For
+# the same reason the propagated where-std starts at softplus(-4) + 0.01 = 0.03 (logit units, about 1 px) instead of
+# the reference's softplus(-1) (13 px: sampled boxes missed their 4-px sprites and propagation died within 400 steps),
+# and the propagation prior is centred on the object's last where and what (prop_prior_residual).
 ATARI_MODEL = dict(
     image_shape=(3, 84, 84),
-    max_objects=6,
+    max_objects=8,
     glimpse_size=(12, 12),
     n_what=16,
     n_hidden=64,
     n_hidden_small=32,
     where_prior_bias=(-2.6, -2.6, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0),
+    disc_where_bias=(-2.6, -2.6, 0.0, 0.0),
+    disc_step_bias=-2.0,
+    discovery="grid",
+    grid_size=14,
+    grid_aux_weight=20.0,
     background="full",
     max_scale=0.15,
     output_std=0.1,
     output_scale=0.05,
     transform_var_bias=-1.0,
+    where_update_scale=0.1,
+    prop_where_std_shift=-4.0,
+    prop_prior_residual=True,
     exit_margin=0.02,
     k_particles=3,
 )
@@ -119,8 +132,6 @@ EXPERIMENTS: dict[str, Experiment] = {
                 curriculum_max=8,
                 num_train_sequences=600,
                 num_val_sequences=32,
-                presence_warmup=8.0,
-                presence_warmup_steps=1500,
             ),
         ),
         Experiment(

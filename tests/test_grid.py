@@ -1,0 +1,256 @@
+"""Grid discovery (model.grid): proposal shapes and masks, SCALOR's rejection rule, the prior against closed forms,
+the self-supervised targets, a learning test on the in-package sprite world, and the slots the wrappers hand out."""
+
+import numpy as np
+import pytest
+import torch
+from torch import distributions as dist
+
+from sqair_world.data.sprites import corridor_background, make_sprite_world
+from sqair_world.envs.slots import stable_slots
+from sqair_world.evaluation.atari import SpriteRollout, merge_stacked, sprite_scores
+from sqair_world.evaluation.classical import ClassicalTracker
+from sqair_world.model.config import SQAIRConfig
+from sqair_world.model.grid import (
+    GridPrior,
+    cell_centres,
+    cell_where,
+    covered_fraction,
+    foreground_targets,
+)
+from sqair_world.model.registry import build_model
+from sqair_world.model.spatial import box_to_where, where_to_box
+from sqair_world.model.types import Slots
+from sqair_world.training.experiments import ATARI_MODEL
+
+# the Atari experiment's model, scaled to the 42x42 sprite world (7 cells of 6 px, sprites of 4x6 px)
+SPRITE_MODEL = {
+    **ATARI_MODEL,
+    **dict(image_shape=(3, 42, 42), max_objects=4, glimpse_size=(8, 8), n_what=8, n_hidden=32, n_hidden_small=16),
+    **dict(conv_channels=16, grid_size=7, max_scale=0.3, k_particles=2, exit_margin=0.0),
+    **dict(where_prior_bias=(-2.0, -2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0), disc_where_bias=(-2.0, -2.0, 0.0, 0.0)),
+}
+
+
+def _grid_model(**changes):
+    torch.manual_seed(0)
+    model = build_model("mlp-sqair", **{**SPRITE_MODEL, **changes})
+    bg, _ = corridor_background(42, 14)
+    model.set_background(torch.as_tensor(bg).permute(2, 0, 1).float() / 255, trainable=False)
+    return model
+
+
+def test_cell_where_puts_the_centre_inside_its_cell_and_inverts():
+    G = 7
+    raw = torch.randn(5, G * G, 4, generator=torch.Generator().manual_seed(0)) * 3
+    cells = torch.arange(G * G).expand(5, -1)
+    box = where_to_box(cell_where(raw, cells, G))
+    offset = (box[..., :2] - cell_centres(G)) * G  # in cells
+    assert offset.abs().max() <= 1.0 + 1e-4  # tanh: at most one cell from the proposer
+    assert torch.allclose(box[..., 2:], torch.sigmoid(raw[..., :2]), atol=1e-6)
+    want = cell_centres(G) + torch.tanh(raw[..., 2:]) / G
+    inside = ((want > 0.01) & (want < 0.99)).all(-1)  # centres past the border are clamped to it
+    assert torch.allclose(offset[inside], torch.tanh(raw[..., 2:])[inside], atol=1e-3)
+    assert (box[..., :2] >= 0).all() and (box[..., :2] <= 1).all()
+
+
+def test_grid_proposals_shapes_masks_and_cap():
+    model = _grid_model()
+    x = torch.rand(2, 3, 3, 42, 42)
+    out = model(x, k=2)
+    T, B, K, N = 2, 3, 2, 4
+    assert out.latents.pres.shape == (T, B, K, N) and out.latents.where.shape == (T, B, K, N, 4)
+    pres = out.latents.pres
+    assert ((pres == 0) | (pres == 1)).all() and (pres.sum(-1) <= N).all()
+    assert (pres[..., :-1] >= pres[..., 1:]).all()  # packed: present slots first
+    absent = pres == 0
+    assert (out.latents.what[absent] == 0).all() and (out.latents.id[absent] == -1).all()
+    assert torch.isfinite(out.loss) and torch.isfinite(out.iwae).all()
+    out.loss.backward()
+    assert model.image_encoder.out.weight.grad.abs().sum() > 0  # the backbone learns through the loss
+
+
+def test_discovery_fills_only_the_free_slots():
+    model = _grid_model(disc_step_bias=20.0)  # every cell wants an object
+    seen = torch.zeros(1, 3, 42, 42)
+    feats = model.image_encoder(seen)
+    prop = model.initial_state(2).z
+    free = torch.tensor([4, 1])
+    out = model.discovery(seen, feats.repeat_interleave(2, 0), prop, torch.zeros(2), free, sample=True)
+    assert out.pres.sum(-1).tolist() == [4.0, 1.0]
+    assert torch.isfinite(out.log_q).all() and torch.isfinite(out.log_p).all()
+
+
+def test_covered_fraction_and_the_rejection_rule():
+    cover = torch.zeros(1, 42, 42)
+    cover[0, 0:6, 0:6] = 1.0
+    boxes = torch.tensor([[[3 / 42, 3 / 42, 6 / 42, 6 / 42], [6 / 42, 3 / 42, 6 / 42, 6 / 42], [0.5, 0.5, 0.1, 0.1]]])
+    frac = covered_fraction(cover, boxes)
+    assert frac[0].tolist() == pytest.approx([1.0, 0.5, 0.0], abs=1e-6)
+
+    # hand-made proposals: cells 0, 5, 30 and 40 want an object, the others not; a propagated object sits on cell 0
+    model = _grid_model()
+    seen = torch.zeros(1, 3, 42, 42)
+    feats = torch.zeros(1, 49, 9)
+    feats[..., 0], feats[..., 1:3] = -10.0, -2.0
+    feats[0, [0, 5, 30, 40], 0] = torch.tensor([12.0, 11.0, 10.0, 9.0])
+    cell0 = where_to_box(cell_where(feats[0, :1, 1:5], torch.zeros(1, dtype=torch.long), 7))  # [1, 4]
+    empty = model.initial_state(1).z
+    where = empty.where.clone()
+    where[0, 0] = box_to_where(cell0[0])
+    prop = Slots(empty.what, where, torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([[0, -1, -1, -1]]))
+
+    def chosen_cells(prop_slots):
+        out = model.discovery(seen, feats, prop_slots, torch.ones(1), torch.tensor([3]), sample=False)
+        centres = where_to_box(out.where[0, out.pres[0] > 0])[:, :2]
+        return sorted(torch.cdist(centres, cell_centres(7)).argmin(1).tolist())
+
+    assert chosen_cells(prop) == [5, 30, 40]  # cell 0 is explained by the propagated object: rejected
+    assert chosen_cells(empty) == [0, 5, 30]  # without it, the three best cells fill the three free slots
+
+
+def test_grid_prior_against_torch_distributions():
+    cfg = SQAIRConfig(image_shape=(3, 42, 42), discovery="grid", grid_size=7, max_objects=3, n_what=5)
+    prior = GridPrior(cfg)
+    with torch.no_grad():
+        prior.pres_logit.copy_(torch.randn(49))
+        prior.pres_logit_t.fill_(-1.5)
+        prior.where_mu.copy_(torch.randn(4))
+    R = 4
+    t_pos = torch.tensor([0.0, 1.0, 1.0, 0.0])
+    pres_cells = (torch.rand(R, 49) < 0.2).float()
+    raw, what = torch.randn(R, 3, 4), torch.randn(R, 3, 5)
+    pres = torch.tensor([[1.0, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1]])
+    got = prior.log_prob(pres_cells, raw, what, pres, t_pos)
+    logits = prior.pres_logit + t_pos[:, None] * -1.5
+    want = dist.Bernoulli(logits=logits).log_prob(pres_cells).sum(-1)
+    want = want + (
+        pres
+        * (
+            dist.Normal(prior.where_mu, prior.where_std()).log_prob(raw).sum(-1)
+            + dist.Normal(0.0, 1.0).log_prob(what).sum(-1)
+        )
+    ).sum(-1)
+    assert torch.allclose(got, want.detach(), atol=1e-4)
+    cells, raw_s, what_s, pres_s = prior.sample(t_pos, torch.tensor([3, 0, 1, 2]))
+    assert cells.shape == (R, 3) and raw_s.shape == (R, 3, 4) and what_s.shape == (R, 3, 5)
+    assert (pres_s.sum(-1) <= torch.tensor([3.0, 0, 1, 2])).all()
+
+
+def test_foreground_targets_mark_one_cell_per_blob():
+    seen = torch.zeros(1, 3, 42, 42)
+    seen[0, :, 8:14, 2:6] = 0.8  # a 4x6 sprite centred at (3.5, 10.5): cell (1, 0) of 6-px cells
+    seen[0, :, 30:36, 30:34] = -0.8  # darker than the background counts too
+    seen[0, :, 20, 20] = 0.9  # one noise pixel: no blob
+    target, offset = foreground_targets(seen, 7, 0.1)
+    assert target.sum() == 2 and target[0, 1 * 7 + 0] == 1 and target[0, 5 * 7 + 5] == 1
+    # the centre fraction 3.5/41, 10.5/41 is 0.598, 1.793 cells: offsets from the cell centre (0.5, 1.5)
+    assert offset[0, 7].tolist() == pytest.approx([3.5 / 41 * 7 - 0.5, 10.5 / 41 * 7 - 1.5], abs=0.2)
+
+
+def test_grid_learns_to_find_the_sprites_of_the_sprite_world():
+    """A short run (120 steps, batch 16, T 3) finds every sprite of held-out sequences: recall above 0.9."""
+    torch.manual_seed(0)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model = _grid_model()
+    train, _ = make_sprite_world(64, 3, seed=0)
+    x_all = torch.from_numpy(train).float() / 255
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for step in range(120):
+        idx = torch.arange(16) + 16 * (step % 4)
+        out = model(x_all[:, idx], k=2)
+        opt.zero_grad()
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1000.0)
+        opt.step()
+    frames, centres = make_sprite_world(8, 6, seed=99)
+    x = torch.from_numpy(frames).float() / 255
+    model.eval()
+    state, hits, total, extra = None, 0, 0, 0
+    for t in range(x.shape[0]):
+        out = model.online_step(state, x[t])
+        state = out.state
+        box = where_to_box(state.z.where) * 41  # pixel centres (align_corners convention)
+        for b in range(x.shape[1]):  # scoring only: the model ran batched
+            on = state.z.pres[b] > 0
+            d = torch.cdist(torch.as_tensor(centres[t, b]).float(), box[b, on, :2])
+            hits += int((d.min(1).values < 2.5).sum()) if on.any() else 0
+            total += len(centres[t, b])
+            extra += max(0, int(on.sum()) - len(centres[t, b]))
+    assert hits / total > 0.9, f"recall {hits / total:.2f}"
+    assert extra / total < 0.3, f"{extra} extra boxes for {total} sprites"
+
+
+def test_stable_slots_keep_a_track_in_its_slot_when_another_appears_or_leaves():
+    slot_ids = np.full((2, 4), -1)
+    steps = [
+        np.array([[0, 1, 2, -1], [5, -1, -1, -1]]),
+        np.array([[0, 2, -1, -1], [5, 6, -1, -1]]),  # env 0: track 1 leaves (the model packs 2 forward)
+        np.array([[0, 2, 3, -1], [6, -1, -1, -1]]),  # env 0: track 3 appears; env 1: track 5 leaves
+    ]
+    seen = []
+    for ids in steps:
+        src, slot_ids = stable_slots(slot_ids, ids)
+        seen.append(slot_ids.copy())
+    assert seen[0].tolist() == [[0, 1, 2, -1], [5, -1, -1, -1]]
+    assert seen[1].tolist() == [[0, -1, 2, -1], [5, 6, -1, -1]]  # 2 stays in slot 2
+    assert seen[2].tolist() == [[0, 3, 2, -1], [-1, 6, -1, -1]]  # 3 takes the freed slot 1; 6 stays in slot 1
+    assert src[0].tolist() == [0, 2, 1, -1]
+
+
+def test_merge_stacked_ghosts_count_as_one_object():
+    truth = np.array([[10.0, 10.0], [10.0, 10.0], [11.0, 10.5], [40.0, 40.0], [90.0, 5.0]])
+    centres, ids = merge_stacked(truth, np.array([True, True, True, True, False]), 3.0)
+    assert ids.tolist() == [0, 3] and centres[0].tolist() == pytest.approx([31 / 3, 10.5 / 3 + 20 / 3])
+
+
+def test_classical_tracker_and_both_matching_rules():
+    frames, centres = make_sprite_world(1, 8, seed=3)
+    frames = frames[:, 0].transpose(0, 2, 3, 1)
+    bg, _ = corridor_background(42, 14)
+    slots = ClassicalTracker(background=bg, num_slots=4).track(frames)
+    roll = SpriteRollout(
+        pres=slots.pres,
+        where=slots.where,
+        ids=slots.ids,
+        sprites=centres[:, 0] + 0.5,  # pixel centres -> the fractions' convention of the CC centroids
+        bounds=np.zeros(8),
+        frame_hw=(42, 42),
+        names=("a", "b", "c"),
+        native_scale=(2.0, 2.0),
+    )
+    frame_rule, native_rule = sprite_scores(roll, 2.0, "frame"), sprite_scores(roll, 2.0, "native")
+    assert frame_rule["recall"] > 0.9 and frame_rule["idf1"] > 0.6
+    assert native_rule["recall"] <= frame_rule["recall"]  # the same distance in pixels twice as small
+    with pytest.raises(ValueError, match="rule must be"):
+        sprite_scores(roll, 2.0, "iou")
+
+
+def test_an_old_sequential_atari_checkpoint_still_loads_and_tracks(tmp_path):
+    """Checkpoints of the sequential discovery (written before grid discovery existed, without its config fields)
+    load and run in the wrapper."""
+    from sqair_world.envs import make_sqair_env
+    from sqair_world.training.checkpoints import load_model, save_model
+
+    old = {k: v for k, v in ATARI_MODEL.items() if not k.startswith("grid") and k != "discovery"}
+    old.update(n_hidden=16, n_what=4, n_hidden_small=8, max_objects=6, prop_prior_residual=False)
+    torch.manual_seed(0)
+    path = tmp_path / "old.pt"
+    save_model(path, build_model("mlp-sqair", **old), extra={"env_id": "ALE/Pacman-v5"})
+    payload = torch.load(path, weights_only=True)
+    for name in (
+        "discovery",
+        "grid_size",
+        "grid_pres_prior_logit",
+        "grid_reject_overlap",
+        "grid_aux_weight",
+        "grid_fg_threshold",
+        "prop_prior_residual",
+    ):
+        payload["config"].pop(name)  # as an old version wrote it
+    torch.save(payload, path)
+    assert load_model(path).cfg.discovery == "sequential"
+    env = make_sqair_env("ALE/Pacman-v5", checkpoint=path, device="cpu")
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(0)
+    assert obs["pres"].shape == (6,)
