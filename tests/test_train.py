@@ -227,7 +227,7 @@ def test_pretrain_atari_output_half_and_init_from(tmp_path, capsys):
     ]
     assert main([*args, "--run-dir", str(tmp_path / "run"), "--output", str(tmp_path / "pac.pt"), "--half"]) == 0
     model = load_model(tmp_path / "pac.pt")
-    assert model.cfg.image_shape == (3, 84, 84) and model.cfg.max_objects == 6
+    assert model.cfg.image_shape == (3, 84, 84) and model.cfg.max_objects == 8 and model.cfg.discovery == "grid"
     assert model.checkpoint_extra["env_id"] == "ALE/Pacman-v5"
     assert safe_torch_load(tmp_path / "pac.pt")["state_dict"]["mean_image"].dtype == torch.float16  # --half
     assert 0.2 < model.mean_image.mean().item() < 0.8  # the maze background, not zeros
