@@ -136,7 +136,9 @@ class Propagation(nn.Module):
         carry = h_temporal.new_zeros(R, cfg.n_what + 4 + 1)  # (what, where, pres) of the previous slot at time t
         unit_tril = self._unit_tril()
         steps = []  # per slot: the new (what, where, pres, temporal state) on all R rows
-        logits = []  # per slot: (raw presence logit, alive, where mean) on all R rows, for the continuity targets
+        # per slot: (raw presence logit, alive, where mean) on all R rows, for the continuity targets (training only)
+        targets = cfg.discovery == "grid" and cfg.grid_aux_weight > 0 and torch.is_grad_enabled()
+        logits = []
         # log q and log p of the propagated latents, slot by slot beside their samples; objects that disappear pay
         # only the Bernoulli terms (reference §3.3)
         log_q_pres = log_q_cont = log_p = h_temporal.new_zeros(R)
@@ -203,7 +205,8 @@ class Propagation(nn.Module):
             log_q_pres, log_q_cont = log_q_pres + rows.put(lq_pres, 0.0), log_q_cont + rows.put(lq_cont, 0.0)
             log_p = log_p + rows.put(lp, 0.0)
             what, where = rows.put(what, prev.what[:, i]), rows.put(where, prev.where[:, i])
-            logits.append((rows.put(raw_logit, 0.0), rows.put(alive, 0.0), rows.put(loc, prev.where[:, i])))
+            if targets:
+                logits.append((rows.put(raw_logit, 0.0), rows.put(alive, 0.0), rows.put(loc, prev.where[:, i])))
             pres, h_rel = rows.put(pres, 0.0), rows.put(h_rel_a, h_rel)
             carry = torch.cat([what, where, pres.unsqueeze(-1)], -1)
             steps.append((what, where, pres, rows.put(h_t_new, h_temporal[:, i])))
@@ -218,7 +221,7 @@ class Propagation(nn.Module):
         if probes.active():
             probes.record("prop/kl", log_q_cont + log_q_pres - log_p)
         aux = None
-        if cfg.discovery == "grid" and cfg.grid_aux_weight > 0 and torch.is_grad_enabled() and n:
+        if targets and n:
             raw_logits, alive, locs = (torch.stack(a, 1) for a in zip(*logits))
             aux = continuity_loss(image, locs, raw_logits, alive, K, cfg.grid_size, cfg.grid_fg_threshold)
         return PropagationOutput(
