@@ -3,12 +3,15 @@
     python -m sqair_world.evaluate mnist CHECKPOINT [--num-sequences 1000] [--particles 1000] ...
     python -m sqair_world.evaluate atari --env ALE/Pacman-v5 [--checkpoint PATH] [--steps 1000] [--gif episode.gif]
     python -m sqair_world.evaluate tracking [--checkpoint PATH] [--episodes 20] [--match iou|centre]
+    python -m sqair_world.evaluate prediction --env ALE/Pacman-v5 [--checkpoint PATH] [--plot err.png] [--gif im.gif]
     python -m sqair_world.evaluate pedestrians CHECKPOINT [--video PATH [--gt gt.txt] | --duke DIR] [--particles 100]
 
 - ``mnist``: the paper's Table 1 (log p(x), reconstruction, KL, counting, addition) on held-out moving-MNIST
   sequences, tracking scores and the figures (:mod:`sqair_world.evaluation.moving_mnist`);
 - ``atari``: an Atari checkpoint's slots against the sprite positions in the console RAM
   (:mod:`sqair_world.evaluation.atari`), an episode GIF and reconstructions;
+- ``prediction``: imagined rollouts' box-centre error against copy-last and constant-velocity baselines for
+  horizons 1-H (:mod:`sqair_world.evaluation.prediction`), a plot and a real-vs-imagined GIF;
 - ``tracking``: the slot-wrapped moving-MNIST env's identities against the digits' tracks
   (:mod:`sqair_world.evaluation.tracking`);
 - ``pedestrians``: the paper's §4.2 on held-out region sequences (counting accuracy where annotated, tracking) and
@@ -36,13 +39,20 @@ from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.data.pedestrians import AnnotationError, PedestrianSet, VideoError
 from sqair_world.envs import make_sqair_env
 from sqair_world.envs.atari import collect_sequences
-from sqair_world.envs.rollouts import play_atari, play_moving_mnist, record_episode_gif
+from sqair_world.envs.rollouts import (
+    play_atari,
+    play_moving_mnist,
+    play_prediction,
+    record_episode_gif,
+    record_imagination_gif,
+)
 from sqair_world.evaluation.atari import sprite_scores
 from sqair_world.evaluation.classical import ClassicalTracker
 from sqair_world.evaluation.figures import write_figures, write_reconstructions
 from sqair_world.evaluation.metrics import tracking_scores
 from sqair_world.evaluation.moving_mnist import evaluate, format_table
 from sqair_world.evaluation.pedestrians import busiest, evaluate_pedestrians, format_pedestrians
+from sqair_world.evaluation.prediction import format_prediction, mean_results, plot_errors, prediction_errors
 from sqair_world.speed import flush_denormals
 from sqair_world.training.checkpoints import CheckpointError, load_model
 from sqair_world.training.experiments import PedestrianSource, load_pedestrian_source
@@ -143,6 +153,42 @@ class AtariEval:
 
 
 @dataclass(frozen=True)
+class PredictionEval:
+    """Imagined rollouts against copy-last and constant-velocity baselines: box-centre error per horizon."""
+
+    env: str = "ALE/Pacman-v5"
+    """MovingMNIST, Pacman, MsPacman or an ALE id."""
+    checkpoint: Path | None = None
+    """A checkpoint for that env (default: the shipped one)."""
+    steps: int = 500
+    """Random-policy steps per seed; the prediction is made at every one."""
+    seed: int = 0
+    """Seed of the first run."""
+    seeds: int = 1
+    """Runs with seeds seed, seed + 1, ...; reported as their mean (and per seed in the JSON)."""
+    horizon: int = 10
+    """Steps imagined ahead (errors for 1..horizon)."""
+    samples: int = 8
+    """Imagined futures per step; the predicted centre is their mean."""
+    true_actions: bool = True
+    """An action-conditioned checkpoint imagines with the actions actually taken next (else sampled ones)."""
+    plot: Path | None = None
+    """Also write the error-against-horizon plot (PNG)."""
+    gif: Path | None = None
+    """Also write a GIF of real frames beside imagined ones from the same state."""
+    json: Path | None = None
+    """Also write the errors to this JSON file."""
+    device: str = "cpu"
+    """auto, cpu, cuda or cuda:N."""
+
+    def __post_init__(self) -> None:
+        _at_least("steps", self.steps, 2)
+        _at_least("seeds", self.seeds, 1)
+        _at_least("horizon", self.horizon, 1)
+        _at_least("samples", self.samples, 1)
+
+
+@dataclass(frozen=True)
 class TrackingEval:
     """The slot-wrapped moving-MNIST env's identities against the digits' ground-truth tracks (MOTA, IDF1)."""
 
@@ -202,6 +248,7 @@ class PedestriansEval:
 Command = (
     Annotated[MnistEval, tyro.conf.subcommand("mnist")]
     | Annotated[AtariEval, tyro.conf.subcommand("atari")]
+    | Annotated[PredictionEval, tyro.conf.subcommand("prediction")]
     | Annotated[TrackingEval, tyro.conf.subcommand("tracking")]
     | Annotated[PedestriansEval, tyro.conf.subcommand("pedestrians")]
 )
@@ -303,6 +350,39 @@ def format_atari(result: dict) -> str:
     return "\n".join(lines)
 
 
+def run_prediction(cfg: PredictionEval) -> None:
+    env = make_sqair_env(cfg.env, checkpoint=cfg.checkpoint, device=cfg.device, include_frame=cfg.gif is not None)
+    per_seed = {}
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        torch.manual_seed(seed)
+        roll = play_prediction(env, cfg.steps, cfg.horizon, cfg.samples, seed, cfg.true_actions)
+        per_seed[seed] = prediction_errors(roll)
+    model = env.get_wrapper_attr("model")
+    result = {
+        "env_id": cfg.env,
+        "checkpoint": str(cfg.checkpoint or "shipped"),
+        "action_conditioned": model.cfg.num_actions > 0 and cfg.true_actions,
+        "steps": cfg.steps,
+        "samples": cfg.samples,
+        "seeds": list(per_seed),
+        **mean_results(list(per_seed.values())),
+    }
+    if cfg.seeds > 1:
+        result["per_seed"] = per_seed
+    print(json.dumps({k: v for k, v in result.items() if k != "per_seed"}, indent=2))
+    for target in ("tracked", "truth", "player"):
+        if target == "tracked" or np.isfinite(result[target]["imagined"]).any():
+            print(format_prediction(result, target), file=sys.stderr)
+    if cfg.plot:
+        plot_errors(result, cfg.plot, cfg.env.split("/")[-1])
+        print(f"wrote {cfg.plot}", file=sys.stderr)
+    if cfg.gif:
+        print(f"wrote {record_imagination_gif(env, cfg.gif, cfg.horizon, seed=cfg.seed + 100)}", file=sys.stderr)
+    env.close()
+    if cfg.json:
+        _write_json(cfg.json, result)
+
+
 def run_tracking(cfg: TrackingEval) -> None:
     env = gym.make("SQAIR-Wrapped/MovingMNIST", checkpoint=cfg.checkpoint, device=cfg.device)
     scores = tracking_scores(*play_moving_mnist(env, cfg.episodes, cfg.seed), match=cfg.match)
@@ -350,6 +430,7 @@ def _write_json(path: Path, result: dict) -> None:
 RUNNERS = {
     MnistEval: run_mnist,
     AtariEval: run_atari,
+    PredictionEval: run_prediction,
     TrackingEval: run_tracking,
     PedestriansEval: run_pedestrians,
 }

@@ -20,14 +20,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 import tyro
 from tyro.constructors import PrimitiveConstructorSpec
 
 from sqair_world.envs.atari import background as atari_background
-from sqair_world.envs.atari import collect_sequences
+from sqair_world.envs.atari import collect_sequences, make_maze_env
 from sqair_world.evaluation.figures import reconstruction_strip
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.registry import build_model_from_config
@@ -93,7 +93,11 @@ class PretrainArgs:
     resume: Annotated[str | None, _RESUME] = None
     """Continue a run: --resume alone from <run-dir>/last.pt, --resume PATH from that checkpoint."""
     init_from: str | None = None
-    """Fine-tune: a new run from this checkpoint's weights (model fields that keep the parameter shapes may differ)."""
+    """Fine-tune: a new run from this checkpoint's weights (model fields that keep the parameter shapes may differ;
+    an action effect the checkpoint lacks starts as the unconditional prior)."""
+    actions: bool = True
+    """atari: condition the propagation prior on the recorded actions (model.num_actions = the game's action count);
+    --no-actions trains the unconditional prior. Other experiments have no actions."""
 
 
 def experiment_args(exp: Experiment) -> PretrainArgs:
@@ -150,7 +154,13 @@ def run(args: PretrainArgs) -> int:
     cfg = args.train
     if cfg.run_dir is None:
         cfg = dataclasses.replace(cfg, run_dir=str(default_run_dir(exp, args.env, args.pedestrians)))
-    model = build_model_from_config(exp.model, args.model.to_dict())
+    model_fields = args.model.to_dict()
+    if exp.data == "atari":
+        model_fields["num_actions"] = game_actions(args.env, model_fields.get("num_actions", 0), args.actions)
+    elif model_fields.get("num_actions", 0):
+        raise ValueError(f"--model.num-actions: the {exp.name} data have no actions; leave it at 0")
+    model = build_model_from_config(exp.model, model_fields)
+    action_arrays: dict[str, Any] = {}
     if args.init_from:  # before set_background, so the background comes from this run's data (another game's works)
         init_weights(model, args.init_from)
         print(f"initialised from {args.init_from}", file=sys.stderr)
@@ -174,15 +184,30 @@ def run(args: PretrainArgs) -> int:
             )
         background = mean_frame(train_x)
     else:
-        frames = collect_sequences(
-            args.env, cfg.num_train_sequences + cfg.num_val_sequences, cfg.curriculum_max, cfg.data_seed
-        )  # a random policy's sequences: the Atari data set
+        frames, actions = collect_sequences(
+            args.env,
+            cfg.num_train_sequences + cfg.num_val_sequences,
+            cfg.curriculum_max,
+            cfg.data_seed,
+            with_actions=True,
+        )  # a random policy's sequences and its actions: the Atari data set
         train_x, val_x, val_counts = frames[:, : cfg.num_train_sequences], frames[:, cfg.num_train_sequences :], None
+        if model_fields["num_actions"]:
+            action_arrays = dict(
+                train_actions=actions[:, : cfg.num_train_sequences], val_actions=actions[:, cfg.num_train_sequences :]
+            )
         background = atari_background(frames)
     # the Atari maze (median frame, pellets erased) is exact: keep it fixed so sprites do not smear into it
     model.set_background(torch.as_tensor(background), trainable=exp.data != "atari")
     trainer = Trainer(
-        model, train_x, val_x, cfg, experiment=exp.name, val_counts=val_counts, on_validate=_image_summary
+        model,
+        train_x,
+        val_x,
+        cfg,
+        experiment=exp.name,
+        val_counts=val_counts,
+        on_validate=_image_summary,
+        **action_arrays,
     )
     if args.resume:
         path = trainer.checkpoint_path if args.resume == RESUME_LAST else Path(args.resume)
@@ -207,16 +232,42 @@ def run(args: PretrainArgs) -> int:
     return 0
 
 
+def game_actions(env_id: str, num_actions: int, use_actions: bool) -> int:
+    """The atari experiment's ``num_actions``: the game's action count with ``--actions``, else 0; a
+    ``--model.num-actions`` that disagrees is refused."""
+    if not use_actions:
+        if num_actions:
+            raise ValueError("--no-actions trains the unconditional prior: leave --model.num-actions at 0")
+        return 0
+    env = make_maze_env(env_id)
+    n = int(env.action_space.n)
+    env.close()
+    if num_actions not in (0, n):
+        raise ValueError(f"--model.num-actions {num_actions}: {env_id} has {n} actions (leave it at 0 to take them)")
+    return n
+
+
+# new modules a checkpoint without them leaves at their initialisation (the action effect starts at zero)
+FRESH_MODULES = ("propagation.prior.action_effect.",)
+
+
 def init_weights(model, path: str) -> None:
-    """Copy the weights of the checkpoint at ``path`` into ``model`` (same parameter shapes, any config)."""
+    """Copy the weights of the checkpoint at ``path`` into ``model`` (same parameter shapes, any config); an
+    action effect the checkpoint lacks keeps its zero start (the unconditional prior)."""
     source = load_model(path)
     try:
-        model.load_state_dict(source.state_dict())
+        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
     except RuntimeError as err:
         raise CheckpointError(
             f"--init-from {path!r}: its parameters do not fit this model's config ({err}); "
             "only fields that keep the parameter shapes may differ"
         ) from err
+    missing = [k for k in missing if not k.startswith(FRESH_MODULES)]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"--init-from {path!r}: its parameters do not fit this model's config (missing {missing[:4]}, "
+            f"unexpected {unexpected[:4]}); only fields that keep the parameter shapes may differ"
+        )
 
 
 def _image_summary(trainer: Trainer, last) -> None:

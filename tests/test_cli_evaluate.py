@@ -68,6 +68,25 @@ def test_atari_writes_scores_gif_and_reconstructions(pacman_ckpt, tmp_path, caps
     assert '"mota"' in capsys.readouterr().out
 
 
+def test_prediction_writes_errors_plot_and_gif_with_the_true_actions(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "pac_act.pt"  # an action-conditioned Pac-Man model (5 actions)
+    small = {**ATARI_MODEL, "n_hidden": 16, "n_what": 4, "n_hidden_small": 8, "num_actions": 5}
+    save_model(ckpt, build_model("mlp-sqair", **small), extra={"env_id": "ALE/Pacman-v5"})
+    args = ["prediction", "--checkpoint", str(ckpt), "--steps", "6", "--horizon", "2", "--samples", "2"]
+    args += ["--json", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png"), "--gif", str(tmp_path / "p.gif")]
+    assert main(args) == 0
+    r = json.loads((tmp_path / "p.json").read_text())
+    assert r["action_conditioned"] and r["horizons"] == [1, 2] and r["steps"] == 6
+    assert set(r["tracked"]) == {"imagined", "copy_last", "constant_velocity"} and len(r["presence_acc"]) == 2
+    assert iio.imread(tmp_path / "p.png").shape[-1] in (3, 4)
+    gif = iio.imread(tmp_path / "p.gif")  # real | imagined, side by side at 3x
+    assert gif.shape[0] >= 2 and gif.shape[2] > 2 * 84 * 3
+    assert "| copy_last |" in capsys.readouterr().err
+
+
 def test_tracking_prints_scores(tiny_ckpt, tmp_path, capsys):
     assert (
         main(["tracking", "--checkpoint", str(tiny_ckpt), "--episodes", "1", "--json", str(tmp_path / "t.json")]) == 0
@@ -86,6 +105,7 @@ def test_tracking_prints_scores(tiny_ckpt, tmp_path, capsys):
             ["--env", "--checkpoint", "--steps", "--seed", "--seeds", "--gif", "--max-distance", "--reconstructions"],
         ),
         ("tracking", ["--checkpoint", "--episodes", "--match", "{iou,centre}"]),
+        ("prediction", ["--env", "--checkpoint", "--horizon", "--samples", "--no-true-actions", "--plot", "--gif"]),
     ],
 )
 def test_help_lists_each_subcommands_options(command, flags, capsys):
@@ -101,7 +121,7 @@ def test_help_lists_the_subcommands(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    assert all(name in text for name in ("mnist", "atari", "tracking"))
+    assert all(name in text for name in ("mnist", "atari", "tracking", "prediction"))
 
 
 def test_bad_input_is_an_error_line_and_exit_code_2(tiny_ckpt, pacman_ckpt, tmp_path, capsys):

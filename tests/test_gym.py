@@ -374,7 +374,7 @@ def test_guard_skipping_step_skips_after_a_checked_tracking_step_and_falls_back(
         finally:
             skipping_now[0] = False
 
-    def step_fn(state, x, sample=False):
+    def step_fn(state, x, sample=False, action=None):
         if skipping_now[0]:
             if x == "unfit":  # what dynamo raises before running anything
                 raise RuntimeError("no compiled graph fits the inputs (skip_guard_eval_unsafe)")
@@ -389,3 +389,9 @@ def test_guard_skipping_step_skips_after_a_checked_tracking_step_and_falls_back(
     assert skipped == ["c", "d"] and not step.enabled  # after b's checked tracking step; unfit ran with guards
     step(tracking, "e")
     assert skipped == ["c", "d"] and not step.skipping
+    # an action where the last call had none is another graph: its guards are checked, not skipped
+    step = GuardSkippingStep(step_fn)
+    step(tracking, "f")
+    step(tracking, "g", action=torch.tensor([1]))
+    step(tracking, "h", action=torch.tensor([2]))
+    assert skipped == ["c", "d", "h"]

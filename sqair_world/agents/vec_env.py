@@ -49,8 +49,21 @@ class SQAIRVecEnv(VecEnvWrapper):
             model, venv.num_envs, num_slots, device, sample, imagine_horizon, imagine_samples, threads, compile
         )
         self.include_frame = include_frame
+        self.encoder.check_action_space(venv.action_space)
         space = slot_space(model, self.encoder.num_slots, include_frame, venv.observation_space, imagine_horizon)
         super().__init__(venv, observation_space=space)
+        self._actions: np.ndarray | None = None  # the actions of the step in flight (an action-conditioned prior)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+        self.venv.step_async(actions)
+
+    def imagine(
+        self, horizon: int, num_samples: int = 1, render: bool = False, actions: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Predicted slots of every env in one batched call, ``[E, H, S, N, ...]`` (see
+        :meth:`~sqair_world.envs.slots.SlotEncoder.imagine`); the envs and trackers are left untouched."""
+        return self.encoder.imagine(horizon, num_samples, render, actions)
 
     def _package(self, obs: dict[str, np.ndarray], frames: np.ndarray) -> dict[str, np.ndarray]:
         obs.pop("bound", None)
@@ -71,7 +84,7 @@ class SQAIRVecEnv(VecEnvWrapper):
             terminal = frames.copy()
             for i in done_idx:
                 terminal[i] = infos[i]["terminal_observation"]
-            obs = self.encoder.encode(terminal)
+            obs = self.encoder.encode(terminal, actions=self._actions)
             for i in done_idx:
                 infos[i]["terminal_observation"] = {k: v[i] for k, v in self._package(dict(obs), terminal).items()}
             # 2) clear the finished rows and track their reset frames afresh
@@ -80,7 +93,7 @@ class SQAIRVecEnv(VecEnvWrapper):
             for k in obs:
                 obs[k][done_idx] = fresh[k]
         else:
-            obs = self.encoder.encode(frames)
+            obs = self.encoder.encode(frames, actions=self._actions)
         bounds = obs.pop("bound")
         for i, b in enumerate(bounds):
             infos[i]["sqair_bound"] = float(b)

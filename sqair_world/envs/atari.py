@@ -212,9 +212,16 @@ def make_maze_env(
 
 
 def collect_sequences(
-    env_id: str, num_sequences: int, seq_len: int, seed: int = 0, policy: str = "random", skip: int = 30
-) -> np.ndarray:
-    """Preprocessed frames from a random policy: uint8 ``[T, S, 3, 84, 84]``, time-major.
+    env_id: str,
+    num_sequences: int,
+    seq_len: int,
+    seed: int = 0,
+    policy: str = "random",
+    skip: int = 30,
+    with_actions: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Preprocessed frames from a random policy: uint8 ``[T, S, 3, 84, 84]``, time-major; with ``with_actions``
+    also the actions, int64 ``[T, S]``, ``actions[t]`` the one taken after frame t (it led to frame t + 1).
 
     One long episode stream is cut into consecutive windows; each window starts after ``skip`` steps
     of a new episode so the start-of-game pause is not over-represented.
@@ -224,12 +231,16 @@ def collect_sequences(
     env = make_maze_env(env_id)
     rng = np.random.default_rng(seed)
     out = np.zeros((num_sequences, seq_len, 84, 84, 3), np.uint8)
+    actions = np.zeros((num_sequences, seq_len), np.int64)
     obs, _ = env.reset(seed=seed)
     s, t, since_reset = 0, 0, 0
+    last: tuple[int, int] | None = None  # the last recorded frame, whose action is chosen next
     bar = tqdm(total=num_sequences, desc=f"collect {env_id}", unit="seq", leave=False)
     action = 0
     while s < num_sequences:
         action = sticky_action(rng, action, env.action_space.n)
+        if last is not None:
+            actions[last], last = action, None
         obs, _, term, trunc, _ = env.step(action)
         since_reset += 1
         if term or trunc:
@@ -238,14 +249,15 @@ def collect_sequences(
             continue
         if since_reset <= skip:
             continue
-        out[s, t] = obs
+        out[s, t], last = obs, (s, t)
         t += 1
         if t == seq_len:
             s, t = s + 1, 0
             bar.update(1)
     bar.close()
     env.close()
-    return np.ascontiguousarray(out.transpose(1, 0, 4, 2, 3))
+    frames = np.ascontiguousarray(out.transpose(1, 0, 4, 2, 3))
+    return (frames, np.ascontiguousarray(actions.T)) if with_actions else frames
 
 
 def background(frames: np.ndarray) -> np.ndarray:

@@ -209,11 +209,57 @@ class SlotEncoder:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
 
-    def _imagine(self, state: TrackState, horizon: int, num_samples: int, render: bool):
+    def _imagine(self, state: TrackState, horizon: int, num_samples: int, render: bool, actions: Tensor | None = None):
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(self.rng.integers(2**63 - 1)))
-            return self.model.imagine(state, horizon, num_samples, render)
+            return self.model.imagine(state, horizon, num_samples, render, actions)
+
+    def check_action_space(self, space: gym.Space) -> None:
+        """An action-conditioned checkpoint needs the env's discrete actions to be the ones it was trained on."""
+        n = self.model.cfg.num_actions
+        if n and (not isinstance(space, gym.spaces.Discrete) or int(space.n) != n):
+            raise ValueError(
+                f"the checkpoint's prior is conditioned on {n} discrete actions, but the env's action space is "
+                f"{space}; use the game the checkpoint was trained on"
+            )
+
+    def action_tensor(self, actions: Any, rows: int) -> Tensor | None:
+        """The actions just taken ``[rows]`` for the online step of an action-conditioned model (else None)."""
+        if not self.model.cfg.num_actions or actions is None:
+            return None
+        a = np.asarray(actions).reshape(-1)
+        if a.shape[0] != rows:
+            raise ValueError(f"got {a.shape[0]} actions for {rows} envs")
+        return torch.as_tensor(a.astype(np.int64), device=self.device)
+
+    def imagined_actions(self, actions: Any, horizon: int, num_samples: int) -> Tensor | None:
+        """``actions`` ``[E, H]`` or ``[E, H, S]`` (per env, per imagined step, optionally per sample) -> the model's
+        ``[H, E(, S)]``, with clear errors for a checkpoint without an action-conditioned prior, a wrong length and
+        actions outside the action space."""
+        if actions is None:
+            return None
+        n = self.model.cfg.num_actions
+        if not n:
+            raise ValueError(
+                "actions given, but this checkpoint's prior is not conditioned on actions (it was trained without "
+                "them); imagine without actions, or train an action-conditioned model (python -m "
+                "sqair_world.pretrain atari records the actions)"
+            )
+        a = np.asarray(actions)
+        E = self.num_envs
+        if a.ndim not in (2, 3) or a.shape[0] != E or (a.ndim == 3 and a.shape[2] != num_samples):
+            raise ValueError(
+                f"actions must have shape [envs, horizon] = {(E, horizon)} or [envs, horizon, samples] = "
+                f"{(E, horizon, num_samples)}, got {a.shape}"
+            )
+        if a.shape[1] != horizon:
+            raise ValueError(f"actions hold {a.shape[1]} steps but the horizon is {horizon}: give one per step")
+        if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= n:
+            raise ValueError(
+                f"actions must be integers in the action space [0, {n}), got {a.dtype} {a.min()}..{a.max()}"
+            )
+        return torch.as_tensor(a.astype(np.int64), device=self.device).transpose(0, 1)
 
     def reset_rows(self, done: np.ndarray) -> None:
         done_t = torch.as_tensor(np.asarray(done, bool), device=self.device)
@@ -227,19 +273,21 @@ class SlotEncoder:
             self.state = self.model.initial_state(self.num_envs, self.device)
         self.slot_ids = np.full((self.num_envs, self.model.cfg.max_objects), -1)
 
-    def encode(self, frames: np.ndarray, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Track one frame per row (``rows`` a subset of the envs, default all) -> batched observation dict."""
+    def encode(self, frames: np.ndarray, rows: np.ndarray | None = None, actions: Any = None) -> dict[str, np.ndarray]:
+        """Track one frame per row (``rows`` a subset of the envs, default all) -> batched observation dict.
+        ``actions``: the actions that led to these frames (they score an action-conditioned prior's bound)."""
         with inference(self.threads, self.device):
-            return self._encode(frames, rows)
+            return self._encode(frames, rows, actions)
 
-    def _encode(self, frames: np.ndarray, rows: np.ndarray | None) -> dict[str, np.ndarray]:
+    def _encode(self, frames: np.ndarray, rows: np.ndarray | None, actions: Any = None) -> dict[str, np.ndarray]:
         x = model_input(frames, tuple(self.model.cfg.image_shape), self.device)
+        act = self.action_tensor(actions, x.shape[0])
         if rows is None:
-            out = self.online_step(self.state, x, sample=self.sample)
+            out = self.online_step(self.state, x, sample=self.sample, action=act)
             self.state = out.state
         else:
             idx = torch.as_tensor(rows, device=self.device, dtype=torch.long)
-            out = self.model.online_step(state_rows(self.state, idx), x, sample=self.sample)
+            out = self.model.online_step(state_rows(self.state, idx), x, sample=self.sample, action=act)
             self.state = set_state_rows(self.state, idx, out.state)
         self.last = out
         z = out.state.z
@@ -275,16 +323,23 @@ class SlotEncoder:
             "id": torch.where(z.pres > 0, z.id, -1).cpu().numpy().astype(np.int64),
         }
 
-    def imagine(self, horizon: int, num_samples: int = 1, render: bool = False) -> dict[str, np.ndarray]:
+    def imagine(
+        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None
+    ) -> dict[str, np.ndarray]:
         """Predicted slots ``[E, H, S, N, ...]`` (and frames ``[E, H, S, H_img, W_img, C]`` uint8) from the current
-        state."""
+        state, in the model's slot order (``id`` names the tracks), all envs in one batched call. ``actions``
+        ``[E, H]`` or ``[E, H, S]``: the actions to roll out (action-conditioned checkpoints; None samples them
+        uniformly)."""
         if horizon < 1 or num_samples < 1:
             raise ValueError(f"horizon and num_samples must be >= 1, got {horizon} and {num_samples}")
+        acts = self.imagined_actions(actions, horizon, num_samples)
         with inference(self.threads, self.device):
-            return self._imagine_numpy(horizon, num_samples, render)
+            return self._imagine_numpy(horizon, num_samples, render, acts)
 
-    def _imagine_numpy(self, horizon: int, num_samples: int, render: bool) -> dict[str, np.ndarray]:
-        im = self._imagine(self.state, horizon, num_samples, render)
+    def _imagine_numpy(
+        self, horizon: int, num_samples: int, render: bool, actions: Tensor | None = None
+    ) -> dict[str, np.ndarray]:
+        im = self._imagine(self.state, horizon, num_samples, render, actions)
         z = Slots(*(a.transpose(0, 1) for a in im.z))  # [E, H, S, N, ...]
         flat = Slots(*(a.reshape(-1, *a.shape[3:]) for a in z))
         arrays = self.slots_to_numpy(flat)
@@ -353,6 +408,7 @@ class SQAIRObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.encoder = SlotEncoder(
             model, 1, num_slots, device, sample, imagine_horizon, imagine_samples, threads, compile
         )
+        self.encoder.check_action_space(env.action_space)
         self.include_frame = include_frame
         self.observation_space = slot_space(model, self.encoder.num_slots, include_frame, space, imagine_horizon)
         self._frame: np.ndarray | None = None
@@ -365,9 +421,11 @@ class SQAIRObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def render_mode(self) -> str:
         return "rgb_array"
 
-    def _observe(self, frame: np.ndarray, info: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def _observe(
+        self, frame: np.ndarray, info: dict[str, Any], action: Any = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         self._frame = frame
-        obs = self.encoder.encode(frame[None])
+        obs = self.encoder.encode(frame[None], actions=None if action is None else [action])
         info = dict(info, sqair_bound=float(obs.pop("bound")[0]))
         out = {k: v[0] for k, v in obs.items()}
         if self.include_frame:
@@ -382,13 +440,25 @@ class SQAIRObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action):
         frame, reward, terminated, truncated, info = self.env.step(action)
-        obs, info = self._observe(frame, info)
+        obs, info = self._observe(frame, info, action)
         return obs, reward, terminated, truncated, info
 
-    def imagine(self, horizon: int, num_samples: int = 1, render: bool = False) -> dict[str, np.ndarray]:
+    def imagine(
+        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None
+    ) -> dict[str, np.ndarray]:
         """Predicted slots ``[H, S, N, ...]`` (and ``frames`` ``[H, S, H_img, W_img, C]`` uint8) from the current
-        state."""
-        return {k: v[0] for k, v in self.encoder.imagine(horizon, num_samples, render).items()}
+        state, without touching the env or the tracker. ``actions`` ``[H]`` (or ``[H, S]``, per sample): the
+        actions to roll out, for a checkpoint with an action-conditioned prior (None: sampled uniformly).
+
+        Example:
+            >>> import gymnasium as gym, sqair_world
+            >>> env = gym.make("SQAIR-Wrapped/MovingMNIST")
+            >>> _ = env.reset(seed=0)
+            >>> env.get_wrapper_attr("imagine")(5, 2)["where"].shape  # 5 steps, 2 samples, 3 slots
+            (5, 2, 3, 4)
+        """
+        acts = None if actions is None else np.asarray(actions)[None]
+        return {k: v[0] for k, v in self.encoder.imagine(horizon, num_samples, render, acts).items()}
 
     def render(self, scale: int = 4) -> np.ndarray | None:
         """The last frame with the tracked boxes, coloured by identity (RGB uint8, ``scale`` times larger)."""

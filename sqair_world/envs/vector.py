@@ -60,6 +60,7 @@ class SQAIRVectorObservation(VectorWrapper, gym.utils.RecordConstructorArgs):
         )
         VectorWrapper.__init__(self, env)
         self.encoder = SlotEncoder(model, env.num_envs, num_slots, device, sample, threads=threads, compile=compile)
+        self.encoder.check_action_space(env.single_action_space)
         self.include_frame = include_frame
         self.single_observation_space = slot_space(
             model, self.encoder.num_slots, include_frame, env.single_observation_space
@@ -70,11 +71,11 @@ class SQAIRVectorObservation(VectorWrapper, gym.utils.RecordConstructorArgs):
         self._last: dict[str, np.ndarray] | None = None  # the last slots, for partial resets
 
     def _obs(
-        self, frames: np.ndarray, info: dict[str, Any], rows: np.ndarray | None = None
+        self, frames: np.ndarray, info: dict[str, Any], rows: np.ndarray | None = None, actions: Any = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Track ``frames`` (of all envs, or only ``rows``: the others keep their last slots, not re-tracked)."""
         if rows is None:
-            obs = self.encoder.encode(frames)
+            obs = self.encoder.encode(frames, actions=actions)
         else:
             obs = {k: v.copy() for k, v in self._last.items()}
             fresh = self.encoder.encode(frames[rows], rows=rows)
@@ -109,5 +110,13 @@ class SQAIRVectorObservation(VectorWrapper, gym.utils.RecordConstructorArgs):
             self._ended = ended
         elif self.autoreset_mode == AutoresetMode.SAME_STEP:
             self.encoder.reset_rows(ended)  # the frame returned is already the reset frame
-        obs, info = self._obs(frames, info)
+        obs, info = self._obs(frames, info, actions=actions)
         return obs, rewards, terminated, truncated, info
+
+    def imagine(
+        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Predicted slots of every env in one batched call: ``[E, H, S, N, ...]`` (and ``frames`` ``[E, H, S,
+        H_img, W_img, C]`` uint8); ``actions`` ``[E, H]`` or ``[E, H, S]`` for an action-conditioned checkpoint
+        (see :meth:`SlotEncoder.imagine`). The envs and the trackers are left untouched."""
+        return self.encoder.imagine(horizon, num_samples, render, actions)

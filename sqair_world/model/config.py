@@ -114,6 +114,11 @@ class SQAIRConfig:
     propagated box towards one place; on small sprites, where the likelihood stops pulling back once a box has
     slipped off its sprite, that pull carried the boxes away and propagation died (docs/atari.md)."""
 
+    num_actions: int = 0
+    """Size of the env's discrete action space; > 0 conditions the propagation prior on the action taken between
+    frame t-1 and frame t, so that imagined rollouts follow a given action sequence (the player moves where the
+    joystick sends it). 0: the paper's unconditional prior (moving MNIST has no actions)."""
+
     # --- deliberate choices where the released code and the paper disagree (reference §8) ---
     enforce_discovery_cap: bool = True
     """§8.1/8.2: discover at most N - n_propagated objects (paper). False = released code: up to N,
@@ -163,6 +168,8 @@ class SQAIRConfig:
                 f"grid_aux_weight must be >= 0 and grid_fg_threshold in (0, 1), got {self.grid_aux_weight} "
                 f"and {self.grid_fg_threshold}"
             )
+        if self.num_actions < 0:
+            problems.append(f"num_actions must be >= 0 (0: an unconditional prior), got {self.num_actions}")
         if self.vimco_signal not in ("standard", "code"):
             problems.append(f"vimco_signal must be 'standard' or 'code', got {self.vimco_signal!r}")
         if problems:

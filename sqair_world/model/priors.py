@@ -30,6 +30,9 @@ class PropagationPrior(nn.Module):
     """p^P(z_t | z_{t-1}): a per-object GRU over [what, where]_{t-1} -> Linear(1 + 2*4 + 2*D) (reference §3.2).
 
     The where/what priors are absolute Gaussians evaluated at z_t (not residual), as in the released code.
+    With ``SQAIRConfig.num_actions > 0`` an action effect, an MLP over [GRU state, one-hot action a_{t-1}], adds to
+    the head's output; its last layer starts at zero, so an action-conditioned prior starts as the unconditional
+    one (and fine-tunes from its checkpoint).
     """
 
     def __init__(self, cfg: SQAIRConfig) -> None:
@@ -38,13 +41,27 @@ class PropagationPrior(nn.Module):
         self.gru = GRUCell(cfg.n_what + 4, cfg.n_hidden)
         self.h0 = nn.Parameter(torch.zeros(cfg.n_hidden))
         self.head = linear(cfg.n_hidden, 1 + 8 + 2 * cfg.n_what)
+        self.action_effect = None
+        if cfg.num_actions > 0:
+            self.action_effect = MLP(cfg.n_hidden + cfg.num_actions, [cfg.n_hidden_small], 1 + 8 + 2 * cfg.n_what)
+            nn.init.zeros_(self.action_effect[-1].weight), nn.init.zeros_(self.action_effect[-1].bias)
 
-    def forward(self, what: Tensor, where: Tensor, pres: Tensor, h: Tensor) -> PropPriorOutput:
-        """``what [R, N, D]``, ``where [R, N, 4]``, ``pres [R, N]``, ``h [R, N, H]`` of frame t-1."""
+    def forward(
+        self, what: Tensor, where: Tensor, pres: Tensor, h: Tensor, action: Tensor | None = None
+    ) -> PropPriorOutput:
+        """``what [R, N, D]``, ``where [R, N, 4]``, ``pres [R, N]``, ``h [R, N, H]`` of frame t-1, and ``action
+        [R]`` (int64, the action taken after frame t-1; None: unknown, an all-zero code) for an action-conditioned
+        prior."""
         objs = ObjectSubset(pres)  # eager: absent slots are not computed (model.subsets)
         h_o = self.gru(objs.take(torch.cat([what, where], -1)), objs.take(h))
         h_new = objs.put(h_o, h)  # absent slots keep their state
-        out = objs.put(self.head(h_o), 0.0)  # absent: masked below, or weighted by zero presence
+        head = self.head(h_o)
+        if self.action_effect is not None:
+            code = h_o.new_zeros(*pres.shape, self.cfg.num_actions)
+            if action is not None:
+                code = F.one_hot(action, self.cfg.num_actions).to(h_o.dtype).unsqueeze(1).expand_as(code)
+            head = head + self.action_effect(torch.cat([h_o, objs.take(code)], -1))
+        out = objs.put(head, 0.0)  # absent: masked below, or weighted by zero presence
         d = self.cfg.n_what
         logit, w_mu, w_raw, z_mu, z_raw = out.split([1, 4, 4, d, d], -1)
         logit = mask_logit(logit.squeeze(-1) + self.cfg.prop_prior_step_bias, pres, self.cfg.mask_logit)

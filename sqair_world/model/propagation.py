@@ -97,13 +97,20 @@ class Propagation(nn.Module):
         return self.glimpse_encoder(g * mask.view(*mask.shape[:2], 1, *self.cfg.glimpse_size))
 
     def forward(
-        self, image: Tensor, prev: Slots, h_temporal: Tensor, h_prior: Tensor, sample: bool = True
+        self,
+        image: Tensor,
+        prev: Slots,
+        h_temporal: Tensor,
+        h_prior: Tensor,
+        sample: bool = True,
+        action: Tensor | None = None,
     ) -> PropagationOutput:
         """Propagate the slots of frame t-1.
 
         :param image: ``[B, C, H_img, W_img]`` frame t (shared by the K particles)
         :param prev: slots of frame t-1, ``[R, N, ...]``
         :param h_temporal: ``[R, N, H]`` temporal GRU states; ``h_prior``: ``[R, N, H]`` prior GRU states
+        :param action: ``[R]`` int64 action taken after frame t-1, for an action-conditioned prior (else None)
         """
         cfg = self.cfg
         R, N, H = h_temporal.shape
@@ -115,7 +122,7 @@ class Propagation(nn.Module):
         mask_o = torch.sigmoid(self.glimpse_mask(h_o))  # [A, h*w]
         proposal_where = where_o + cfg.where_bias_scale * self.where_bias(h_o)
         proposal, _ = self._glimpse(image, proposal_where.unsqueeze(1), mask_o.unsqueeze(1), K, objs.row_idx)  # loc
-        prior = self.prior(prev.what, prev.where, prev.pres, h_prior)
+        prior = self.prior(prev.what, prev.where, prev.pres, h_prior, action)
 
         # The relation RNN's and the where MLP's terms of the inputs known before the loop (proposal, and the
         # slot's own what/where/pres/h_temporal at t-1), computed for all slots at once (nn.linear_blocks)

@@ -56,6 +56,27 @@ def check_frames(x: Tensor, image_shape: tuple[int, int, int], leading: int, wha
         raise ValueError(f"{what} values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; divide uint8 frames by 255")
 
 
+def check_actions(actions: Tensor | None, num_actions: int, shape: tuple[int, ...], what: str = "actions") -> None:
+    """Clear errors for actions that do not fit the model: ``actions`` int64 of ``shape`` in [0, num_actions)
+    for an action-conditioned prior (``SQAIRConfig.num_actions > 0``), None for an unconditional one."""
+    if actions is None:
+        return
+    if num_actions == 0:
+        raise ValueError(
+            f"{what} given, but this model's propagation prior is not conditioned on actions (num_actions=0); "
+            "train one on data with actions (the atari experiment records them) or leave actions out"
+        )
+    if not isinstance(actions, Tensor) or actions.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{what} must be an integer torch.Tensor, got {getattr(actions, 'dtype', type(actions))}")
+    if tuple(actions.shape) != tuple(shape):
+        raise ValueError(f"{what} must have shape {tuple(shape)}, got {tuple(actions.shape)}")
+    if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= num_actions):
+        raise ValueError(
+            f"{what} must lie in [0, {num_actions}) (the model's action space), got values in "
+            f"[{int(actions.min())}, {int(actions.max())}]"
+        )
+
+
 class SQAIR(nn.Module):
     def __init__(self, cfg: SQAIRConfig | None = None) -> None:
         super().__init__()
@@ -178,13 +199,20 @@ class SQAIR(nn.Module):
 
     # ------------------------------------------------------------------ one time step
     def step(
-        self, state: TrackState, image: Tensor, image_features: Tensor | None, sample: bool = True, first: bool = False
+        self,
+        state: TrackState,
+        image: Tensor,
+        image_features: Tensor | None,
+        sample: bool = True,
+        first: bool = False,
+        action: Tensor | None = None,
     ) -> StepOutput:
         """Infer z_t for frame ``image [B, C, H, W]`` from ``state`` (rows R = B*K) and score it.
 
         :param image_features: ``[B, H]`` image encoding of this frame (shared by particles); None: encode it here
             (online tracking, so that the encoder runs inside the compiled step)
         :param first: every row is at its first frame (skips the no-op propagation)
+        :param action: ``[R]`` int64 action taken after the previous frame (action-conditioned prior), or None
         """
         cfg = self.cfg
         R, N = state.z.pres.shape
@@ -196,7 +224,7 @@ class SQAIR(nn.Module):
         feats = image_features.repeat_interleave(K, 0)  # [R, H]
         zero = feats.new_zeros(R)
         if self.propagation is not None and not first:
-            prop = self.propagation(seen, state.z, state.h_temporal, state.h_prior, sample)
+            prop = self.propagation(seen, state.z, state.h_temporal, state.h_prior, sample, action)
             prop_z = Slots(prop.what, prop.where, prop.pres, torch.where(prop.pres > 0, state.z.id, -1))
             e = prior_presence_summary(prop.prior_pres_logit, N)
             t_pos = (state.t > 0).to(feats.dtype)
@@ -273,16 +301,25 @@ class SQAIR(nn.Module):
         """Image encoder over all frames at once: ``[T, B, C, H, W]`` -> ``[T, B, H]``."""
         return self.image_encoder(self.foreground(x))
 
-    def forward(self, x: Tensor, k: int | None = None, sample: bool = True) -> SequenceOutput:
-        """IWAE bound and VIMCO surrogate for ``x: [T, B, C, H, W]`` floats in [0, 1] with ``k`` particles."""
+    def forward(
+        self, x: Tensor, k: int | None = None, sample: bool = True, actions: Tensor | None = None
+    ) -> SequenceOutput:
+        """IWAE bound and VIMCO surrogate for ``x: [T, B, C, H, W]`` floats in [0, 1] with ``k`` particles.
+
+        ``actions [T, B]`` (int64; ``actions[t]`` is taken after frame t, the last one unused) for an
+        action-conditioned prior (``SQAIRConfig.num_actions > 0``; None scores it with the all-zero "unknown action"
+        code, as reconstructions of action-free frames do; the trainer always passes them); refused by an
+        unconditional one."""
         check_frames(x, self.cfg.image_shape, 2)
         T, B = x.shape[:2]
+        check_actions(actions, self.cfg.num_actions, (T, B))
         K = k or self.cfg.k_particles
         feats = self.encode_images(x)  # [T, B, H], once per frame (§8.10)
         state = self.initial_state(B * K, x.device)
         steps = []
         for t in range(T):
-            out = self.step(state, x[t], feats[t], sample, first=(t == 0 or self.propagation is None))
+            act = actions[t - 1].repeat_interleave(K, 0) if actions is not None and t > 0 else None
+            out = self.step(state, x[t], feats[t], sample, first=(t == 0 or self.propagation is None), action=act)
             state = out.state if self.propagation is not None else self._air_state(out.state)
             steps.append(out)
         stack = lambda name: torch.stack([getattr(s, name) for s in steps]).view(T, B, K)
@@ -323,11 +360,14 @@ class SQAIR(nn.Module):
 
     # ------------------------------------------------------------------ online tracking
     @torch.no_grad()
-    def online_step(self, state: TrackState | None, x_t: Tensor, sample: bool = False) -> StepOutput:
+    def online_step(
+        self, state: TrackState | None, x_t: Tensor, sample: bool = False, action: Tensor | None = None
+    ) -> StepOutput:
         """Track one frame ``x_t: [B, C, H, W]`` with one particle per row; ``state`` None starts afresh.
 
         Identities persist through propagation; discovery assigns new ones. ``sample=False`` uses
-        posterior means and presence p > 0.5. The per-step bound is ``log_lik + log_p - log_q``.
+        posterior means and presence p > 0.5. The per-step bound is ``log_lik + log_p - log_q``; an
+        action-conditioned prior scores it with ``action [B]`` (the action that led to ``x_t``; None: unknown).
         """
         check_frames(x_t, self.cfg.image_shape, 1, "x_t")
         B = x_t.shape[0]
@@ -335,19 +375,20 @@ class SQAIR(nn.Module):
             state = self.initial_state(B, x_t.device)
         elif state.z.pres.shape[0] != B:
             raise ValueError(f"state has {state.z.pres.shape[0]} rows but x_t has batch {B}")
+        check_actions(action, self.cfg.num_actions, (B,), "action")
         first = self.propagation is None or not bool((state.t > 0).any())
         # AIR keeps this frame's objects in the returned state (callers read them); the next step ignores them
-        return self.step(state, x_t, None, sample, first)
+        return self.step(state, x_t, None, sample, first, action)
 
     # ------------------------------------------------------------------ imagination
     @torch.no_grad()
-    def _prior_step(self, state: TrackState) -> TrackState:
-        """Sample z_t ~ p(z_t | z_{t-1}): propagation prior, then discovery prior, then merge."""
+    def _prior_step(self, state: TrackState, action: Tensor | None = None) -> TrackState:
+        """Sample z_t ~ p(z_t | z_{t-1}, a_{t-1}): propagation prior, then discovery prior, then merge."""
         cfg = self.cfg
         R, N = state.z.pres.shape
         z_prev = state.z
         if self.propagation is not None and bool((state.t > 0).any()):
-            pp = self.propagation.prior(z_prev.what, z_prev.where, z_prev.pres, state.h_prior)
+            pp = self.propagation.prior(z_prev.what, z_prev.where, z_prev.pres, state.h_prior, action)
             pres = sample_bernoulli(pp.pres_logit, True) * z_prev.pres
             prop = Slots(
                 pp.what_mu + pp.what_std * torch.randn_like(pp.what_mu),
@@ -382,20 +423,35 @@ class SQAIR(nn.Module):
         return self._merge(state, prop, disc, h_temporal, h_prior)[0]
 
     @torch.no_grad()
-    def imagine(self, state: TrackState, horizon: int, num_samples: int = 1, render: bool = False) -> Imagined:
+    def imagine(
+        self,
+        state: TrackState,
+        horizon: int,
+        num_samples: int = 1,
+        render: bool = False,
+        actions: Tensor | None = None,
+    ) -> Imagined:
         """Roll the learned priors ``horizon`` steps from ``state`` (rows R), ``num_samples`` futures per row.
 
-        Returns ``z: [H, R, S, N, ...]`` and, if ``render``, ``frames: [H, R, S, C, H_img, W_img]``.
+        ``actions``: for an action-conditioned prior, the actions taken from now on, int64 ``[H, R]`` (the same
+        for every sample) or ``[H, R, S]``; None samples them uniformly, per sample. Returns ``z: [H, R, S, N, ...]``
+        and, if ``render``, ``frames: [H, R, S, C, H_img, W_img]``.
         """
         if horizon < 1 or num_samples < 1:
             raise ValueError(f"horizon and num_samples must be >= 1, got {horizon} and {num_samples}")
         R = state.z.pres.shape[0]
-        S = num_samples
+        S, A = num_samples, self.cfg.num_actions
+        if actions is not None and actions.dim() == 2:
+            check_actions(actions, A, (horizon, R))
+            actions = actions.unsqueeze(-1).expand(horizon, R, S)
+        check_actions(actions, A, (horizon, R, S))
+        if actions is None and A > 0:  # "any action": a uniform policy, as the random-policy training data
+            actions = torch.randint(A, (horizon, R, S), device=state.t.device)
         rep = lambda a: a.repeat_interleave(S, 0)
         cur = TrackState(Slots(*(rep(a) for a in state.z)), *(rep(a) for a in state[1:]))
         zs, frames = [], []
-        for _ in range(horizon):
-            cur = self._prior_step(cur)
+        for h in range(horizon):
+            cur = self._prior_step(cur, None if actions is None else actions[h].reshape(R * S))
             zs.append(cur.z)
             if render:
                 frames.append(self.render(cur.z))

@@ -20,7 +20,7 @@ import torch
 
 
 class GuardSkippingStep:
-    """``step_fn(state, x, sample=...)`` (a compiled model's ``online_step``) with dynamo's guards skipped once the
+    """``step_fn(state, x, sample=..., action=...)`` (a compiled model's ``online_step``) with dynamo's guards skipped once the
     tracking graph has run with its guards evaluated.
 
     ``state`` is the tracker state (a :class:`~sqair_world.model.types.TrackState`, whose ``t`` tells a first
@@ -36,18 +36,21 @@ class GuardSkippingStep:
         self.step_fn = step_fn
         self.enabled = True  #: False once an input fitted no graph: guards are evaluated from then on
         self.skipping = False  #: whether the next call skips guard evaluation
+        self.with_action: bool | None = None  #: whether the last call had an action (another graph if it changes)
 
-    def __call__(self, state: Any, x: torch.Tensor, sample: bool = False) -> Any:
-        if self.skipping:
+    def __call__(self, state: Any, x: torch.Tensor, sample: bool = False, action: torch.Tensor | None = None) -> Any:
+        same_kind = self.with_action == (action is not None)
+        self.with_action = action is not None
+        if self.skipping and same_kind:
             try:
                 with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
-                    return self.step_fn(state, x, sample=sample)
+                    return self.step_fn(state, x, sample=sample, action=action)
             except RuntimeError as err:
                 if "skip_guard_eval_unsafe" not in str(err):
                     raise
                 self.enabled = self.skipping = False
         tracking = self.enabled and bool((state.t > 0).all())
-        out = self.step_fn(state, x, sample=sample)
+        out = self.step_fn(state, x, sample=sample, action=action)
         self.skipping = tracking  # the tracking graph was compiled, or found by its guards, just now
         return out
 

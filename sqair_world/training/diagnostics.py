@@ -44,13 +44,14 @@ def _norms(grads: tuple[Tensor | None, ...], names: list[str], prefix: str) -> d
     return out
 
 
-def diagnose(model: nn.Module, x: Tensor, k: int | None = None) -> dict[str, float]:
+def diagnose(model: nn.Module, x: Tensor, k: int | None = None, actions: Tensor | None = None) -> dict[str, float]:
     """Diagnostics of one batch ``x [T, B, C, H, W]`` (floats in [0, 1]) with ``k`` particles (default: the
-    model's). Gradients are computed with ``torch.autograd.grad``: the parameters' ``.grad`` is left untouched."""
+    model's) and, for an action-conditioned model, its ``actions [T, B]``. Gradients are computed with
+    ``torch.autograd.grad``: the parameters' ``.grad`` is left untouched."""
     K = k or model.cfg.k_particles
     T = x.shape[0]
     with probes.probing() as rec:
-        out = model(x, k=K)
+        out = model(x, k=K) if actions is None else model(x, k=K, actions=actions)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = [p for p in model.parameters() if p.requires_grad]
     stats: dict[str, float] = {}

@@ -61,7 +61,8 @@ class Experiment:
 # steps of a quarter of the frame carried every box off its sprite, and propagation learned to drop them all. For
 # the same reason the propagated where-std starts at softplus(-4) + 0.01 = 0.03 (logit units, about 1 px) instead of
 # the reference's softplus(-1) (13 px: sampled boxes missed their 4-px sprites and propagation died within 400 steps),
-# and the propagation prior is centred on the object's last where and what (prop_prior_residual).
+# and the propagation prior is centred on the object's last where and what (prop_prior_residual). The pretraining CLI
+# sets num_actions to the game's action count (PretrainArgs.actions): the prior then knows the joystick (issue #22).
 ATARI_MODEL = dict(
     image_shape=(3, 84, 84),
     max_objects=8,

@@ -223,6 +223,8 @@ class Trainer:
     :param val_x: uint8 ``[T, S_val, C, H, W]``
     :param val_counts: optional ground-truth object counts ``[S_val]`` (per sequence) or ``[T, S_val]`` (per frame)
         for the validation counting accuracy
+    :param train_actions: int ``[T, S]`` actions taken after each frame, for a model with an action-conditioned
+        prior (``SQAIRConfig.num_actions > 0``); ``val_actions`` ``[T, S_val]`` likewise
     """
 
     def __init__(
@@ -234,6 +236,8 @@ class Trainer:
         experiment: str = "custom",
         val_counts: np.ndarray | None = None,
         on_validate: Callable[[Trainer, Any], None] | None = None,
+        train_actions: np.ndarray | None = None,
+        val_actions: np.ndarray | None = None,
     ) -> None:
         self.dist, self.device = init_distributed(cfg.device)
         self.cfg = cfg.resolved(self.device)
@@ -258,6 +262,15 @@ class Trainer:
         if self.cfg.compile:
             accelerate(self.model)
         self.train_x, self.val_x, self.val_counts = train_x, val_x, val_counts
+        needs = getattr(getattr(model, "cfg", None), "num_actions", 0) > 0
+        for name, acts, frames in (("train_actions", train_actions, train_x), ("val_actions", val_actions, val_x)):
+            if needs and acts is None:
+                raise ValueError(f"the model's prior is conditioned on actions: pass {name} (int [T, S])")
+            if not needs and acts is not None:
+                raise ValueError(f"{name} given, but the model's prior is not conditioned on actions (num_actions=0)")
+            if acts is not None and (acts.shape != frames.shape[:2] or not np.issubdtype(acts.dtype, np.integer)):
+                raise ValueError(f"{name} must be int [T, S] = {frames.shape[:2]}, got {acts.dtype} {acts.shape}")
+        self.train_actions, self.val_actions = train_actions, val_actions
         self.opt = make_optimizer(self.model, self.cfg)
         self.step = 0
         self.on_validate = on_validate
@@ -330,6 +343,12 @@ class Trainer:
         x = torch.from_numpy(self.train_x[:T, idx]).to(self.device, non_blocking=True).float().div_(255.0)
         return x, idx
 
+    def _actions(self, actions: np.ndarray | None, idx: np.ndarray | slice, T: int) -> dict[str, Tensor]:
+        """The model's ``actions`` keyword for sequences ``idx`` cut to ``T`` frames ({} for a model without)."""
+        if actions is None:
+            return {}
+        return {"actions": torch.as_tensor(actions[:T, idx], dtype=torch.long, device=self.device)}
+
     def train_step(self) -> dict[str, float]:
         x, idx = self.batch(self.step)
         for group in self.opt.param_groups:
@@ -337,7 +356,8 @@ class Trainer:
         self._set_presence_offset(linear_decay(self.step, self.cfg.presence_warmup, self.cfg.presence_warmup_steps))
         module = self.ddp or self.model
         with mixed_precision(self.device, self.cfg.autocast):
-            out = module(x, k=self.model.cfg.k_particles, sample=not self.cfg.deterministic)
+            acts = self._actions(self.train_actions, idx, x.shape[0])
+            out = module(x, k=self.model.cfg.k_particles, sample=not self.cfg.deterministic, **acts)
         if any_rank([not bool(torch.isfinite(out.loss))], self.dist, self.device)[0]:  # all ranks stop together
             where = f" (on some rank; rank {self.dist.rank} has {out.loss.item()})" if self.dist.world > 1 else ""
             raise TrainingDiverged(
@@ -382,7 +402,8 @@ class Trainer:
         last = None
         for s in range(0, n, self.cfg.val_batch_size):
             x = torch.from_numpy(self.val_x[:T, s : s + self.cfg.val_batch_size]).to(self.device).float().div_(255.0)
-            out = self.model(x, k=self.model.cfg.k_particles)
+            acts = self._actions(self.val_actions, slice(s, s + self.cfg.val_batch_size), T)
+            out = self.model(x, k=self.model.cfg.k_particles, **acts)
             b = x.shape[1]
             vals = {"iwae": out.iwae.sum().item(), "rec": out.rec.sum().item(), "kl": out.kl.sum().item()}
             if out.count is not None and self.val_counts is not None:
@@ -404,9 +425,10 @@ class Trainer:
         """:func:`~sqair_world.training.diagnostics.diagnose` on the last step's batch, written to TensorBoard
         (``diag/...``) and appended to ``<run_dir>/diagnostics.jsonl``. The run's random stream is left as it was,
         so a run with diagnostics trains exactly like one without."""
-        x, _ = self.batch(self.step - 1)
+        x, idx = self.batch(self.step - 1)
+        acts = self._actions(self.train_actions, idx, x.shape[0])
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            stats = {"step": self.step, "T": x.shape[0], **diagnose(self.model, x)}
+            stats = {"step": self.step, "T": x.shape[0], **diagnose(self.model, x, actions=acts.get("actions"))}
         if self.writer is not None:
             for k, v in stats.items():
                 if k != "step":
