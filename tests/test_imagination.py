@@ -152,3 +152,23 @@ def test_prediction_errors_follow_identities_not_slots():
     im_c = np.concatenate([roll.imagined_centres, np.full_like(roll.imagined_centres, 99.0)], -2)
     r = prediction_errors(roll._replace(ids=ids, centres=centres, imagined_ids=im_ids, imagined_centres=im_c))
     assert np.allclose(r["tracked"]["imagined"], 0)
+
+
+def test_vector_wrappers_imagine_all_envs_in_one_call(tiny_sqair):
+    from sqair_world.agents.vec_env import SQAIRVecEnv
+    from sqair_world.envs.vector import SQAIRVectorObservation
+
+    model = tiny_sqair(image_shape=(1, 50, 50), glimpse_size=(20, 20), n_what=8, num_actions=1, disc_step_bias=5.0)
+    venv = SQAIRVectorObservation(gym.vector.SyncVectorEnv([make_moving_mnist_env] * 3), model, device="cpu")
+    venv.reset(seed=0)
+    venv.step(np.zeros(3, np.int64))
+    im = venv.imagine(4, 2, actions=np.zeros((3, 4), np.int64))
+    assert im["where"].shape == (3, 4, 2, 3, 4) and im["pres"].shape == (3, 4, 2, 3)
+    with pytest.raises(ValueError, match=r"shape \[envs, horizon\]"):
+        venv.imagine(4, 2, actions=np.zeros((2, 4), np.int64))
+    from stable_baselines3.common.env_util import make_vec_env
+
+    sb3 = SQAIRVecEnv(make_vec_env(make_moving_mnist_env, n_envs=2), model, device="cpu")
+    sb3.reset()
+    sb3.step(np.zeros(2, np.int64))
+    assert sb3.imagine(3, 1, actions=np.zeros((2, 3), np.int64))["id"].shape == (2, 3, 1, 3)
