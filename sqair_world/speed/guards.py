@@ -20,8 +20,8 @@ import torch
 
 
 class GuardSkippingStep:
-    """``step_fn(state, x, sample=..., action=...)`` (a compiled model's ``online_step``) with dynamo's guards skipped once the
-    tracking graph has run with its guards evaluated.
+    """``step_fn(state, x, sample=..., action=...)`` (a compiled model's ``online_step``) with dynamo's guards
+    skipped once the tracking graph has run with its guards evaluated.
 
     ``state`` is the tracker state (a :class:`~sqair_world.model.types.TrackState`, whose ``t`` tells a first
     frame from a tracking step). When an input fits no compiled graph, dynamo refuses before running anything;
