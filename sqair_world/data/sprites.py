@@ -37,10 +37,15 @@ def make_sprite_world(
     sprite_hw: tuple[int, int] = (6, 4),
     speed: int = 2,
     spacing: int = 14,
-) -> tuple[np.ndarray, np.ndarray]:
+    controlled: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frames uint8 ``[T, S, 3, size, size]`` (time-major, as the trainer reads them) and the sprite centres
     ``[T, S, n, 2]`` (x, y pixels). Each sprite runs along a corridor at ``speed`` px per frame and may turn at a
-    crossing; vectorised over sequences and sprites."""
+    crossing; vectorised over sequences and sprites.
+
+    ``controlled``: sprite 0 is a player that follows sticky random actions (0 stay, 1 up, 2 right, 3 left,
+    4 down, as Pac-Man's action set) at ``speed`` px per frame anywhere in the frame, and the actions, int64
+    ``[T, S]`` (``actions[t]`` taken after frame t), are returned third."""
     if num_sprites > len(COLOURS):
         raise ValueError(f"num_sprites must be <= {len(COLOURS)} (one colour each), got {num_sprites}")
     if num_sequences < 1 or seq_len < 1:
@@ -54,8 +59,16 @@ def make_sprite_world(
     along = rng.uniform(lo, hi, (S, n))
     direction = rng.choice([-1.0, 1.0], (S, n))
     centres = np.zeros((seq_len, S, n, 2))
+    player = rng.uniform(lo, hi, (S, 2))
+    actions = np.zeros((seq_len, S), np.int64)
+    moves = np.array([[0, 0], [0, -1], [1, 0], [-1, 0], [0, 1]], np.float64) * speed
     for t in range(seq_len):
         centres[t] = np.stack([np.where(horizontal, along, lane), np.where(horizontal, lane, along)], -1)
+        if controlled:
+            centres[t, :, 0] = player
+            change = rng.random(S) < 0.3 if t else np.ones(S, bool)
+            actions[t] = np.where(change, rng.integers(0, 5, S), actions[t - 1] if t else 0)
+            player = np.clip(player + moves[actions[t]], lo, hi)
         along = along + direction * speed
         bounce = (along < lo) | (along > hi)
         direction = np.where(bounce, -direction, direction)
@@ -72,7 +85,8 @@ def make_sprite_world(
         cx, cy = centres[:, :, k, 0, None, None], centres[:, :, k, 1, None, None]
         mask = (np.abs(xs - cx) <= (w - 1) / 2) & (np.abs(ys - cy) <= (h - 1) / 2)
         frames[mask] = COLOURS[k]
-    return np.ascontiguousarray(frames.transpose(0, 1, 4, 2, 3)), centres
+    frames = np.ascontiguousarray(frames.transpose(0, 1, 4, 2, 3))
+    return (frames, centres, actions) if controlled else (frames, centres)
 
 
 __all__ = ["corridor_background", "make_sprite_world"]
