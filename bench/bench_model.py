@@ -23,8 +23,16 @@ torch.compile of the per-frame step (TrainConfig.compile; static shapes, so ever
 ``compile-autocast`` both; ``compile-bf16`` compiled with float32 matmuls computed in bfloat16
 (TrainConfig.fast_matmul). Denormals are flushed in all modes, as the trainer does. The three bfloat16 modes are
 skipped on CPUs without native bfloat16 (AVX512-BF16/AMX), where they run slower than float32 (autocast training
-7-10 times slower). ``BENCH <model>[_trained]_train_iter_seconds`` is the fastest mode. Also the AIR baseline at Pyro's
-setting (batch 64, 3 steps, K=1, one frame) and the online tracking step for a single 50x50 frame.
+7-10 times slower). ``BENCH <model>[_trained]_train_iter_seconds`` is the fastest mode.
+
+Also, with ``mlp-air`` on the CPU: the AIR baseline at the setting of Pyro's AIR example (batch 64, 3 steps, K=1,
+one noise frame), ``BENCH mlp_air_batch64_3steps_seconds``, eager. When pyro-ppl is installed
+(``pip install -e '.[bench]'``), the same run times an AIR written in Pyro at that example's settings
+(``bench/pyro_air.py``: one ``SVI`` + ``TraceGraph_ELBO`` step on 64 multi-MNIST-like frames, Pyro's validation
+checks off) right after it, on the same threads: ``BENCH pyro_air_batch64_3steps_seconds`` and
+``BENCH mlp_air_vs_pyro_air_speedup`` = Pyro's seconds / ours (above 1: ours is faster). Both are medians of
+``--iters`` steps after a warm-up. Without pyro-ppl a comment line says it was not measured. Last, with
+``mlp-sqair``, the online tracking step for a single 50x50 frame.
 """
 
 from __future__ import annotations
@@ -49,6 +57,13 @@ from sqair_world.speed import (
 )
 from sqair_world.training.checkpoints import load_model
 from sqair_world.utils import frames_to_input
+
+try:  # optional (the [bench] extra): the side-by-side Pyro AIR
+    import pyro  # noqa: F401
+except ImportError:
+    HAVE_PYRO = False
+else:
+    HAVE_PYRO = True
 
 MODES = ("eager", "eager-dense", "autocast", "compile", "compile-autocast", "compile-bf16")
 BF16_MODES = ("autocast", "compile-autocast", "compile-bf16")  # need native bfloat16 on the CPU
@@ -165,6 +180,15 @@ def main() -> None:
         sec, flops = time_training("mlp-air", 1, 64, 1, args.iters)
         print(f"BENCH mlp_air_batch64_3steps_seconds {sec:.4f} s")
         print(f"BENCH mlp_air_batch64_3steps_floor_ratio {sec / (flops / gflops):.2f}")
+        if HAVE_PYRO:
+            # in this run, not a stored figure: separate runs on a shared machine differ by 20-30%
+            from pyro_air import time_pyro_air  # bench/ is on sys.path when this file runs as a script
+
+            pyro_sec = time_pyro_air(args.iters, batch=64, steps=3)
+            print(f"BENCH pyro_air_batch64_3steps_seconds {pyro_sec:.4f} s")
+            print(f"BENCH mlp_air_vs_pyro_air_speedup {pyro_sec / sec:.2f} x")
+        else:
+            print("# pyro-ppl not installed (pip install -e '.[bench]'): Pyro's AIR not measured")
     if "mlp-sqair" in args.models and not on_cuda:
         model = build_model("mlp-sqair").eval()
         frame = torch.rand(1, 1, 50, 50)
