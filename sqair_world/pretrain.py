@@ -16,19 +16,24 @@ experiment's configs; training options are flat (``--lr 1e-4``), model options c
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import torch
 import tyro
 from tyro.constructors import PrimitiveConstructorSpec
 
+from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.envs.atari import background as atari_background
 from sqair_world.envs.atari import collect_sequences, make_maze_env
-from sqair_world.evaluation.figures import reconstruction_strip
+from sqair_world.evaluation.figures import reconstruction_strip, write_figures
+from sqair_world.evaluation.moving_mnist import evaluate as evaluate_mnist
+from sqair_world.evaluation.moving_mnist import format_table
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.registry import build_model_from_config
 from sqair_world.model.vrnn import VRNNConfig
@@ -43,6 +48,7 @@ from sqair_world.training.experiments import (
     pedestrian_arrays,
 )
 from sqair_world.training.trainer import TrainConfig, Trainer, TrainingDiverged
+from sqair_world.utils import frames_to_input
 
 PROG = "python -m sqair_world.pretrain"
 DESCRIPTION = (
@@ -95,6 +101,11 @@ class PretrainArgs:
     init_from: str | None = None
     """Fine-tune: a new run from this checkpoint's weights (model fields that keep the parameter shapes may differ;
     an action effect the checkpoint lacks starts as the unconditional prior)."""
+    final_eval: int = 200
+    """Moving-MNIST experiments: held-out sequences of the summary evaluation printed after the run (counting,
+    bound, addition, tracking) and written with the figures to <run-dir>/eval/; 0: none."""
+    final_eval_particles: int = 50
+    """K of that evaluation's bound (the paper's Table 1 uses 1000: see python -m sqair_world.evaluate mnist)."""
     actions: bool = True
     """atari: condition the propagation prior on the recorded actions (model.num_actions = the game's action count);
     --no-actions trains the unconditional prior. Other experiments have no actions."""
@@ -229,7 +240,52 @@ def run(args: PretrainArgs) -> int:
             extra.update(getattr(trainer.model, "checkpoint_extra", {}))
             save_model(args.output, trainer.model, extra=extra, half=args.half)
             print(f"model: {args.output}", file=sys.stderr)
+        if exp.data == "moving-mnist" and args.final_eval and not trainer.interrupted:
+            final_evaluation(trainer.model, args, Path(cfg.run_dir) / "eval")
+        print(next_steps(args, trainer), file=sys.stderr)
     return 0
+
+
+def final_evaluation(model, args: PretrainArgs, out_dir: Path) -> dict[str, Any]:
+    """The summary a run ends with: the Table-1 scores and tracking on ``args.final_eval`` held-out sequences (the
+    evaluation digit pool, seed data_seed + 1, not the validation set), printed, and written with the figures."""
+    cfg = args.train
+    seed = cfg.data_seed + 1
+    print(f"evaluating on {args.final_eval} held-out sequences, K={args.final_eval_particles}", file=sys.stderr)
+    result = evaluate_mnist(
+        model,
+        args.final_eval,
+        args.final_eval_particles,
+        chunk=min(50, args.final_eval_particles),
+        num_addition_train=min(1000, cfg.num_train_sequences),
+        seed=seed,
+        mnist_dir=cfg.mnist_dir,
+        progress=cfg.progress,
+    )
+    print(format_table(model.model_name, result))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    data = load_moving_mnist("eval", max(args.final_eval, 8), seed, cfg.mnist_dir, MovingMNISTConfig())
+    busiest = np.argsort(-data.num_digits, kind="stable")[:4]
+    x = frames_to_input(data.frames[:, busiest, None], next(model.parameters()).device)
+    paths = write_figures(model, x, out_dir)
+    print(f"scores and figures: {out_dir}/ ({', '.join(p.name for p in paths.values())}, summary.json)")
+    return result
+
+
+def next_steps(args: PretrainArgs, trainer: Trainer) -> str:
+    """How to go on from a finished or stopped run: continue it, evaluate it fully."""
+    if trainer.cfg.max_minutes:
+        budget = f"another {trainer.cfg.max_minutes:g} minutes; --max-minutes N to choose"
+    else:
+        budget = f"give a --steps above {trainer.step}"
+    lines = [f"continue this run: the same command with --resume ({budget}), e.g. {PROG} {args.experiment} --resume"]
+    if get_experiment(args.experiment).data == "moving-mnist":
+        lines.append(
+            f"the paper's evaluation (1000 sequences, K=1000): python -m sqair_world.evaluate mnist "
+            f"{trainer.checkpoint_path}"
+        )
+    return "\n".join(lines)
 
 
 def game_actions(env_id: str, num_actions: int, use_actions: bool) -> int:

@@ -3,6 +3,7 @@ trains one step through ``sqair_world.pretrain``; ``sqair_world.preview`` and ``
 run; ``--help`` documents the fields; bad input exits with status 2 and says what is wrong."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -32,6 +33,10 @@ ONE_STEP = [
     "1",
     "--no-progress",
     "--no-tensorboard",
+    "--final-eval",
+    "3",
+    "--final-eval-particles",
+    "2",
 ]
 TINY_SQAIR = ["--model.n-hidden", "16", "--model.n-hidden-small", "8", "--model.n-what", "4"]
 TINY_VRNN = ["--model.n-hidden", "16", "--model.n-latent", "8"]
@@ -64,9 +69,15 @@ def _tiny(name: str) -> list[str]:
 def test_every_experiment_trains_one_step_through_the_cli(name, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main([name, *_tiny(name), *ONE_STEP, "--run-dir", str(run_dir), "--output", str(tmp_path / "m.pt")]) == 0
-    assert f"checkpoint: {run_dir / 'last.pt'} (step 1)" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert f"checkpoint: {run_dir / 'last.pt'} (step 1)" in captured.err
+    assert f"python -m sqair_world.pretrain {name} --resume" in captured.err  # how to go on
     assert safe_torch_load(run_dir / "last.pt")["extra"]["step"] == 1
     exp = EXPERIMENTS[name]
+    if exp.data == "moving-mnist":  # the run ends with its scores and figures
+        summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+        assert summary["num_sequences"] == 3 and summary["particles"] == 2 and np.isfinite(summary["log_px"])
+        assert "log p(x)" in captured.out and any((run_dir / "eval").glob("*.png"))
     model = load_model(tmp_path / "m.pt")
     assert model.model_name == exp.model and model.cfg.n_hidden == 16
     assert model.cfg.k_particles == exp.model_config().k_particles  # K comes from the experiment's model config
@@ -91,6 +102,14 @@ def test_commands_parse_into_the_experiment_configs():
     assert args.model.k_particles == 2 and args.model.image_shape == (3, 84, 84) and args.train.batch_size == 16
     assert parse_args(["atari"]).model.k_particles == 3
     assert "k_particles" not in {f.name for f in dataclasses.fields(TrainConfig)}  # one source of truth for K
+
+
+def test_a_cpu_run_without_a_budget_ends_after_an_hour():
+    cpu = torch.device("cpu")
+    assert TrainConfig().resolved(cpu).max_minutes == 60.0  # the default main job ends, then evaluates
+    assert TrainConfig(steps=10).resolved(cpu).max_minutes is None  # a step budget is the user's choice
+    assert TrainConfig(max_minutes=5).resolved(cpu).max_minutes == 5
+    assert TrainConfig(recipe="faithful").resolved(cpu).max_minutes is None  # the paper's 2M steps
 
 
 def test_resume_takes_an_optional_path():

@@ -55,6 +55,9 @@ from sqair_world.training.diagnostics import CollapseGuard, diagnose
 from sqair_world.training.distributed import any_rank, init_distributed, select_device
 from sqair_world.training.schedules import authors_learning_rate, curriculum_length, linear_decay, warmup_constant
 
+CPU_DEFAULT_MINUTES = 60.0
+"""The budget of a fast-recipe run given neither steps nor max_minutes (issue 21's 60-minute CPU budget)."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -65,7 +68,8 @@ class TrainConfig:
     steps: int | None = None
     """Optimiser steps to run in total (None: 2,000,000 faithful, unlimited fast; see max_minutes)."""
     max_minutes: float | None = None
-    """Wall-clock budget of this invocation in minutes; the run checkpoints and stops when it is spent."""
+    """Wall-clock budget of this invocation in minutes; the run checkpoints and stops when it is spent (None: the
+    fast recipe without ``steps`` stops after CPU_DEFAULT_MINUTES, so a first run ends; faithful: no budget)."""
     batch_size: int = 32
     """Sequences per optimiser step (over all DDP ranks)."""
     lr: float | None = None
@@ -148,6 +152,9 @@ class TrainConfig:
             self,
             recipe=recipe,
             steps=self.steps if self.steps is not None else (2_000_000 if faithful else 10**9),
+            max_minutes=self.max_minutes
+            if self.max_minutes is not None or self.steps is not None or faithful
+            else CPU_DEFAULT_MINUTES,
             lr=self.lr if self.lr is not None else (1e-5 if faithful else 3e-4),
             curriculum_every=self.curriculum_every
             if self.curriculum_every is not None
@@ -280,6 +287,8 @@ class Trainer:
         torch.manual_seed(self.cfg.seed + self.dist.rank)  # per-rank sampling noise
         self.writer = None
         self._last_ckpt = time.monotonic()
+        self.interrupted = False
+        """Whether the last ``fit`` ended by Ctrl-C or SIGTERM rather than by its budget."""
         self.history: list[dict[str, float]] = []
         self.collapse_guard = CollapseGuard()
 
@@ -446,10 +455,13 @@ class Trainer:
         precision = "bfloat16 autocast" if self.cfg.autocast else "float32"
         if self.cfg.fast_matmul:
             precision += " (matmuls in " + ("TF32)" if dev.type == "cuda" else "bfloat16)")
-        threads = f", {torch.get_num_threads()} threads" if dev.type == "cpu" else ""
+        n = torch.get_num_threads()
+        threads = f", {n} thread{'s' if n > 1 else ''}" if dev.type == "cpu" else ""
+        budget = [f"{self.cfg.steps} steps"] if self.cfg.steps < 10**9 else []
+        budget += [f"{self.cfg.max_minutes:g} minutes"] if self.cfg.max_minutes else []
         return (
             f"{dev.type} ({where}), recipe {self.cfg.recipe}, {precision}, "
-            f"{'compiled' if self.cfg.compile else 'eager'}{threads}"
+            f"{'compiled' if self.cfg.compile else 'eager'}{threads}, budget {' or '.join(budget) or 'none'}"
         )
 
     # ----------------------------------------------------------------- the loop
@@ -472,6 +484,7 @@ class Trainer:
             unit="it",
         )
         stats: dict[str, float] = {}
+        self.interrupted = False
         previous_handler = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` checkpoints like Ctrl-C
         try:
@@ -500,6 +513,7 @@ class Trainer:
                 if time.monotonic() - self._last_ckpt > 60 * cfg.checkpoint_minutes:
                     self.save()
         except KeyboardInterrupt:
+            self.interrupted = True
             bar.write(f"interrupted at step {self.step}; writing {self.checkpoint_path}")
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
