@@ -9,13 +9,16 @@ and the slot that stops the discovery chain are sampled, and enter the presence 
 but are not in ``SequenceOutput.latents``.
 """
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.distributions import Bernoulli, Categorical, Independent, MultivariateNormal, Normal
 
+from sqair_world.model.grid import covered_fraction
 from sqair_world.model.registry import build_model
-from sqair_world.model.spatial import box_coverage, glimpse_to_image, image_to_glimpse
+from sqair_world.model.spatial import box_coverage, glimpse_to_image, image_to_glimpse, where_to_box
 from sqair_world.speed import row_compaction
 
 # on the shared tiny SQAIR (conftest.py, N = 3 slots): chains that stop after 0..3 objects, and propagated objects
@@ -35,11 +38,15 @@ class DroppedLatents:
     def __init__(self, model):
         H, D = model.cfg.n_hidden, model.cfg.n_what
         self.disc, self.prop_what, self.prop_where = [], [], []
-        self.handles = [
-            model.discovery.register_forward_pre_hook(lambda *_: self.disc.append([])),
-            # the presence predictors read [.., what] last: the what sampled at this slot step
-            model.discovery.pres_predictor.register_forward_hook(lambda m, i, o: self.disc[-1].append(i[0][:, -D:])),
-        ]
+        self.handles = []
+        if model.cfg.discovery == "sequential":  # grid discovery has no chain (GridCells records what it drops)
+            self.handles += [
+                model.discovery.register_forward_pre_hook(lambda *_: self.disc.append([])),
+                # the presence predictors read [.., what] last: the what sampled at this slot step
+                model.discovery.pres_predictor.register_forward_hook(
+                    lambda m, i, o: self.disc[-1].append(i[0][:, -D:])
+                ),
+            ]
         if model.propagation is not None:
             prop = model.propagation
             self.handles += [
@@ -285,6 +292,155 @@ def test_vrnn_bound_equals_an_independent_recomputation(encoder):
             kl += posterior.log_prob(z) - prior.log_prob(z)
             h = model.rnn(torch.cat([feat, fz], -1), h)
     assert (z != q_mu).all()  # sampled, not the posterior means
+    torch.testing.assert_close(out.rec, rec, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(out.kl, kl, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(out.iwae, rec - kl, rtol=1e-5, atol=1e-3)
+
+
+# a tiny grid-discovery SQAIR (model.grid): 4 x 4 cells of 6 px, presences likely enough that more cells are on than
+# there are free slots (the cap), and wide proposals, so that propagated objects reject some of them
+GRID = dict(discovery="grid", grid_size=4, conv_channels=4, disc_step_bias=-0.5, disc_where_bias=(-0.5, -0.5, 0, 0))
+
+
+class GridCells:
+    """Records, per frame, the cells that grid discovery turned on (``[R, M]``) and the grid where (sx, sy, ox, oy)
+    of its slots (``[R, N, 4]``): what the model passes to its prior's ``log_prob`` and does not return."""
+
+    def __init__(self, model):
+        self.prior, self.original = model.discovery.prior, model.discovery.prior.log_prob
+        self.cells, self.raw = [], []
+
+        def log_prob(pres_cells, raw, *rest):
+            self.cells.append(pres_cells.detach().clone())
+            self.raw.append(raw.detach().clone())
+            return self.original(pres_cells, raw, *rest)
+
+        self.prior.log_prob = log_prob
+
+    def remove(self):
+        del self.prior.log_prob  # back to the class's method
+
+
+def grid_where(raw, cell, G):
+    """SQAIR where logits of a grid proposal: the centre is its cell's centre plus tanh(offset) cells."""
+    col, row = cell % G, cell // G
+    centre = (torch.tensor([col, row], dtype=torch.float32) + 0.5) / G + torch.tanh(raw[2:]) / G
+    return torch.cat([raw[:2], torch.atanh((2 * centre - 1).clamp(-1 + 1e-4, 1 - 1e-4))])
+
+
+def grid_discovery_terms(model, image, survivors, t_pos, found, cells_on, raw):
+    """Grid discovery at one frame, densities from torch.distributions: ``(log q, log p, cases)`` of the objects
+    ``found`` (``[(what, where)]`` in slot order) given the cells that were on (``cells_on [M]``) and their grid
+    where (``raw [N, 4]``)."""
+    cfg, disc = model.cfg, model.discovery
+    N, G, M = cfg.max_objects, cfg.grid_size, cfg.grid_size**2
+    free = N - len(survivors)
+    feats = model.image_encoder(model.foreground(image)[None])[0]  # [M, 9]
+    logit, loc, raw_std = feats[:, 0], feats[:, 1:5], feats[:, 5:]
+    c = torch.tensor(math.log(cfg.max_scale / (1 - cfg.max_scale))) if cfg.max_scale < 1 else None
+    loc = loc if c is None else torch.cat([c - F.softplus(c - loc[:, :2]), loc[:, 2:]], -1)
+    std = F.softplus(raw_std + disc.std_offset) + cfg.min_std
+    # SCALOR's rejection: a proposal (at its mean box) mostly, or at its centre, under the propagated objects' render
+    rejected = torch.zeros(M, dtype=torch.bool)
+    if survivors:
+        hw = cfg.image_shape[1:]
+        cover = sum(box_coverage(where, hw, cfg.glimpse_size) for _, where in survivors).clamp(max=1)[None]
+        boxes = where_to_box(torch.stack([grid_where(loc[m], m, G) for m in range(M)]))[None]
+        centres = torch.cat([boxes[..., :2], torch.zeros_like(boxes[..., 2:])], -1)
+        rejected = (covered_fraction(cover, boxes)[0] > cfg.grid_reject_overlap) | (
+            covered_fraction(cover, centres)[0] > 0.5
+        )
+    q_logit = torch.where(rejected, torch.tensor(-cfg.mask_logit), logit + disc.presence_offset)
+    # presences in order of decreasing logit, each sampled while fewer than `free` earlier cells are on
+    log_q, on_before, picked = torch.zeros(()), 0, []
+    for m in torch.argsort(q_logit, descending=True).tolist():
+        if on_before >= free:
+            assert cells_on[m] == 0, "a cell past the free slots is never on"
+            continue
+        log_q = log_q + Bernoulli(logits=q_logit[m]).log_prob(cells_on[m])
+        if cells_on[m]:
+            assert not rejected[m], "a rejected cell is never on"
+            picked.append(m)
+            on_before += 1
+    assert len(picked) == len(found)
+    # the prior: a Bernoulli on every cell, then where and what of the present slots
+    prior = disc.prior
+    log_p = Independent(Bernoulli(logits=prior.pres_logit + t_pos * prior.pres_logit_t), 1).log_prob(cells_on)
+    p_where = Independent(Normal(prior.where_mu, F.softplus(prior.where_raw_std) + cfg.min_std), 1)
+    for j, (m, (what, where)) in enumerate(zip(picked, found)):
+        torch.testing.assert_close(where, grid_where(raw[j], m, G), rtol=1e-4, atol=1e-4)
+        q_what = Independent(Normal(*model.glimpse_encoder(glimpse(cfg, image, where))), 1)
+        log_q = log_q + Independent(Normal(loc[m], std[m]), 1).log_prob(raw[j]) + q_what.log_prob(what)
+        log_p = log_p + p_where.log_prob(raw[j]) + Independent(Normal(torch.zeros_like(what), 1.0), 1).log_prob(what)
+    cases = dict(rejected=int(rejected.sum()), capped=int(on_before == free and len(picked) < M))
+    return log_q, log_p, cases
+
+
+def test_grid_sqair_bound_equals_an_independent_recomputation(tiny_sqair):
+    model = tiny_sqair("mlp-sqair", prop_step_bias=0.0, **GRID)
+    with torch.no_grad():  # a background, a presence offset and learned-looking prior logits, so all enter the bound
+        model.mean_image.copy_(0.2 * torch.rand(1, 24, 24))
+        model.discovery.presence_offset.fill_(0.3)
+        model.discovery.prior.pres_logit.normal_(-2.0, 1.0)
+        model.discovery.prior.pres_logit_t.fill_(-0.7)
+    x = torch.rand(4, 6, 1, 24, 24)
+    dropped, cells = DroppedLatents(model), GridCells(model)
+    torch.manual_seed(1)
+    try:
+        with row_compaction(None):
+            out = model(x, k=1)
+    finally:
+        dropped.remove()
+        cells.remove()
+    T, B = x.shape[:2]
+    N, z = model.cfg.max_objects, out.latents
+    seen = dict(disappeared=0, survived=0, later_discovery=0, rejected=0, capped=0)
+    rec, kl = torch.zeros(B), torch.zeros(B)
+    with torch.no_grad():
+        for b in range(B):
+            hidden, next_id = {}, 0
+            for t in range(T):
+                image = x[t, b]
+                what_t, where_t, pres_t, id_t = (a[t, b, 0] for a in z)
+                prev = [n for n in range(N) if z.pres[t - 1, b, 0, n] > 0] if t > 0 else []
+                log_q, log_p, survivors = torch.zeros(()), torch.zeros(()), []
+                carry, h_rel = torch.zeros(model.cfg.n_what + 5), model.propagation.h_relation0
+                for i, n in enumerate(prev):  # propagation (Alg. 2), as for the sequential model
+                    old_id = int(z.id[t - 1, b, 0, n])
+                    what_p, where_p = z.what[t - 1, b, 0, n], z.where[t - 1, b, 0, n]
+                    (h_t, h_p), i_t = hidden[old_id], t - 1
+                    what, where = dropped.prop_what[i_t][i][b], dropped.prop_where[i_t][i][b]
+                    pres = torch.tensor(float(old_id in id_t[pres_t > 0].tolist()))
+                    q_where, q_what, q_pres, h_rel, h_t_new = propagate_object(
+                        model, image, what_p, where_p, h_t, carry, h_rel, what, where
+                    )
+                    p_where, p_what, p_pres, h_p_new = propagation_prior(model, what_p, where_p, h_p)
+                    log_q = log_q + q_pres.log_prob(pres) + pres * (q_where.log_prob(where) + q_what.log_prob(what))
+                    log_p = log_p + p_pres.log_prob(pres) + pres * (p_where.log_prob(where) + p_what.log_prob(what))
+                    carry = torch.cat([what, where, pres.view(1)])
+                    if pres:
+                        survivors.append((what, where))
+                        hidden[old_id] = (h_t_new, h_p_new)
+                    seen["survived" if pres else "disappeared"] += 1
+                n_prop = len(survivors)
+                n_disc = int(pres_t.sum()) - n_prop
+                assert id_t[n_prop : n_prop + n_disc].tolist() == list(range(next_id, next_id + n_disc))
+                found = [(what_t[n], where_t[n]) for n in range(n_prop, n_prop + n_disc)]
+                lq, lp, cases = grid_discovery_terms(
+                    model, image, survivors, float(t > 0), found, cells.cells[t][b], cells.raw[t][b]
+                )
+                log_q, log_p = log_q + lq, log_p + lp
+                seen["rejected"] += cases["rejected"]
+                seen["capped"] += cases["capped"]
+                seen["later_discovery"] += t > 0 and n_disc > 0
+                for n in range(n_prop, n_prop + n_disc):
+                    hidden[int(id_t[n])] = (model.propagation.h_temporal0, model.propagation.prior.h0)
+                next_id += n_disc
+                canvas = render(model, what_t, where_t, pres_t)
+                torch.testing.assert_close(canvas, out.canvas[t, b, 0], rtol=1e-4, atol=1e-5)
+                rec[b] += Independent(Normal(canvas, model.cfg.output_std), 3).log_prob(image)
+                kl[b] += log_q - log_p
+    assert all(seen.values()), seen  # every case of grid discovery and propagation occurred
     torch.testing.assert_close(out.rec, rec, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(out.kl, kl, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(out.iwae, rec - kl, rtol=1e-5, atol=1e-3)
