@@ -189,16 +189,16 @@ def foreground_mask(seen: Tensor, threshold: float) -> Tensor:
 
 
 def continuity_loss(
-    seen: Tensor, loc: Tensor, pres_logit: Tensor, alive: Tensor, K: int, grid: int, threshold: float
+    blobs: tuple[Tensor, Tensor], loc: Tensor, pres_logit: Tensor, alive: Tensor, K: int, grid: int
 ) -> Tensor:
     """Self-supervised targets of propagation (MOC's object continuity, as tracking by detection).
 
     An object stays while a blob centre (:func:`foreground_targets`) lies within 1.5 cells of its box centre and no
     other object is nearer that blob, and its box centre is pulled onto that blob's. ``loc [R, N, 4]``: the
     propagated where means; ``pres_logit [R, N]``: their raw presence logits; ``alive [R, N]``: 1. for slots that
-    were propagated. Returns the loss summed over them, ``[R]``."""
-    target, offset = foreground_targets(seen, grid, threshold)  # [B, M], [B, M, 2]
-    peaks = (cell_centres(grid, seen.device) + offset / grid).repeat_interleave(K, 0)  # [R, M, 2] fractions
+    were propagated; ``blobs``: the frame's :func:`foreground_targets`. Returns the loss summed over them, ``[R]``."""
+    target, offset = blobs  # [B, M], [B, M, 2]
+    peaks = (cell_centres(grid, loc.device) + offset / grid).repeat_interleave(K, 0)  # [R, M, 2] fractions
     valid = target.repeat_interleave(K, 0) > 0
     centre = where_to_box(loc)[..., :2]  # [R, N, 2]
     d = torch.cdist(centre.detach(), peaks).masked_fill(~valid.unsqueeze(1), float("inf"))  # [R, N, M]
@@ -263,6 +263,7 @@ class GridDiscovery(nn.Module):
         t_positive: Tensor,
         free: Tensor,
         sample: bool = True,
+        blobs: tuple[Tensor, Tensor] | None = None,
     ) -> GridOutput:
         """Discover up to ``free [R]`` new objects per row.
 
@@ -270,6 +271,8 @@ class GridDiscovery(nn.Module):
         :param cell_features: ``[R, M, 9]`` the backbone's output for this frame (:class:`GridBackbone`)
         :param prop: the propagated slots ``[R, N, ...]`` (their render rejects proposals)
         :param t_positive: ``[R]`` 1. after the first frame, else 0.
+        :param blobs: the frame's :func:`foreground_targets` ``([B, M], [B, M, 2])`` when the self-supervised loss
+            is on (training with ``grid_aux_weight > 0``), else None
         """
         cfg = self.cfg
         R, M, _ = cell_features.shape
@@ -324,8 +327,8 @@ class GridDiscovery(nn.Module):
 
         keep = pres.unsqueeze(-1)  # absent slots hold zeros
         aux = raw_logit.new_zeros(R)
-        if cfg.grid_aux_weight > 0 and torch.is_grad_enabled():
-            target, offset = foreground_targets(image, G, cfg.grid_fg_threshold)
+        if blobs is not None:
+            target, offset = blobs
             target = target.repeat_interleave(K, 0) * open_cell  # what propagation explains is not discovery's
             offset = offset.repeat_interleave(K, 0)
             bce = F.binary_cross_entropy_with_logits(raw_logit, target, reduction="none")

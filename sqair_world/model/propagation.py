@@ -104,6 +104,7 @@ class Propagation(nn.Module):
         h_prior: Tensor,
         sample: bool = True,
         action: Tensor | None = None,
+        blobs: tuple[Tensor, Tensor] | None = None,
     ) -> PropagationOutput:
         """Propagate the slots of frame t-1.
 
@@ -144,7 +145,7 @@ class Propagation(nn.Module):
         unit_tril = self._unit_tril()
         steps = []  # per slot: the new (what, where, pres, temporal state) on all R rows
         # per slot: (raw presence logit, alive, where mean) on all R rows, for the continuity targets (training only)
-        targets = cfg.discovery == "grid" and cfg.grid_aux_weight > 0 and torch.is_grad_enabled()
+        targets = blobs is not None
         logits = []
         # log q and log p of the propagated latents, slot by slot beside their samples; objects that disappear pay
         # only the Bernoulli terms (reference §3.3)
@@ -230,7 +231,7 @@ class Propagation(nn.Module):
         aux = None
         if targets and n:
             raw_logits, alive, locs = (torch.stack(a, 1) for a in zip(*logits))
-            aux = continuity_loss(image, locs, raw_logits, alive, K, cfg.grid_size, cfg.grid_fg_threshold)
+            aux = continuity_loss(blobs, locs, raw_logits, alive, K, cfg.grid_size)
         return PropagationOutput(
             what, where, pres, h_new, prior.h, prior.pres_logit, log_q_cont + log_q_pres, log_p, log_q_pres, aux
         )

@@ -24,7 +24,7 @@ from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.discovery import Discovery
 from sqair_world.model.distributions import gaussian_image_log_lik, sample_bernoulli
 from sqair_world.model.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
-from sqair_world.model.grid import GridBackbone, GridDiscovery
+from sqair_world.model.grid import GridBackbone, GridDiscovery, foreground_targets
 from sqair_world.model.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
 from sqair_world.model.propagation import Propagation, prior_presence_summary
 from sqair_world.model.spatial import inverse_matrices
@@ -223,8 +223,11 @@ class SQAIR(nn.Module):
             image_features = self.image_encoder(seen)
         feats = image_features.repeat_interleave(K, 0)  # [R, H]
         zero = feats.new_zeros(R)
+        blobs = None  # the self-supervised targets (model.grid), once per frame for discovery and propagation
+        if self.grid and cfg.grid_aux_weight > 0 and torch.is_grad_enabled():
+            blobs = foreground_targets(seen, cfg.grid_size, cfg.grid_fg_threshold)
         if self.propagation is not None and not first:
-            prop = self.propagation(seen, state.z, state.h_temporal, state.h_prior, sample, action)
+            prop = self.propagation(seen, state.z, state.h_temporal, state.h_prior, sample, action, blobs)
             prop_z = Slots(prop.what, prop.where, prop.pres, torch.where(prop.pres > 0, state.z.id, -1))
             e = prior_presence_summary(prop.prior_pres_logit, N)
             t_pos = (state.t > 0).to(feats.dtype)
@@ -240,7 +243,7 @@ class SQAIR(nn.Module):
             prop_aux = None
         n_prop = prop_z.pres.sum(-1)
         if self.grid:  # parallel proposals into the free slots (model.grid)
-            disc = self.discovery(seen, feats, prop_z, t_pos, (N - n_prop).long(), sample)
+            disc = self.discovery(seen, feats, prop_z, t_pos, (N - n_prop).long(), sample, blobs)
         else:
             c = self.discovery.condition(prop_z)
             max_allowed = (N - n_prop).long() if cfg.enforce_discovery_cap else None
