@@ -22,6 +22,8 @@ from sqair_world.agents.catch import CatchSlots
 from sqair_world.agents.extractors import AttentionSlotExtractor, SlotExtractor
 from sqair_world.agents.motion import SlotMotion, VecSlotMotion, displacement
 from sqair_world.agents.plot import main as plot_main
+from sqair_world.agents.random_policy import main as random_main
+from sqair_world.agents.random_policy import random_returns
 from sqair_world.agents.train import TrainArgs
 from sqair_world.agents.train import main as train_main
 from sqair_world.envs.atari import GAMES
@@ -327,6 +329,15 @@ def test_train_cli_refuses_bad_options(capsys):
     with pytest.raises(SystemExit) as done:
         train_main(["--help"])
     assert done.value.code == 0 and "What the agent sees" in _plain(capsys.readouterr().out)
+
+
+def test_random_policy_scores_whole_games_balanced_over_envs(capsys):
+    scores = random_returns("Pacman", 3, seed=0, n_envs=2)  # 2 games in env 0, 1 in env 1
+    assert scores.shape == (3,) and (scores >= 0).all() and scores.sum() > 0  # Pac-Man scores for every pellet
+    assert random_main(["--env", "ALE/Pacman-v5", "--episodes", "1"]) == 0
+    assert re.search(r"Pacman random policy: [\d.]+ \+- [\d.]+ over 1 games", capsys.readouterr().out)
+    assert random_main(["--env", "MovingMNIST"]) == 2 and "no game score" in capsys.readouterr().err
+    assert random_main(["--episodes", "0"]) == 2
 
 
 def test_default_run_folder_and_hyperparameters():

@@ -83,8 +83,9 @@ class PlotArgs:
     """Run folders of sqair_world.agents.train, or folders of run folders."""
     out: str = "curve.png"
     """The PNG to write."""
-    mode: Literal["deterministic", "stochastic"] = "deterministic"
-    """Which evaluation returns to plot."""
+    mode: Literal["deterministic", "stochastic"] = "stochastic"
+    """Which evaluation returns to plot: sampled actions (rl-zoo's choice for Atari), or greedy ones, which early
+    policies collapse to a single action that plays the same game every episode (docs/agents.md)."""
     title: str | None = None
     """Plot title (default: the game of the runs)."""
     reference: tuple[str, ...] = ()
