@@ -162,11 +162,46 @@ def discovery_terms(model, image, c, e, t_pos, max_allowed, found, sampled_what)
     return log_q, log_p, stopped
 
 
+def propagate_frame(model, x, z, t, b, prev, hidden, dropped, seen):
+    """Alg. 2 at frame ``t`` of sequence ``b``: the objects ``prev`` (slots of frame t-1) in slot order, given the
+    returned latents ``z`` and the ``dropped`` samples; updates ``hidden`` (id -> temporal and prior GRU states) and
+    the case counts ``seen``. Returns ``(log q, log p, survivors [(what, where)], the prior's presence logits)``."""
+    image, D = x[t, b], model.cfg.n_what
+    what_t, where_t, pres_t, id_t = (a[t, b, 0] for a in z)
+    log_q, log_p, survivors, prior_logits = torch.zeros(()), torch.zeros(()), [], []
+    carry, h_rel = torch.zeros(D + 5), model.propagation.h_relation0 if model.propagation is not None else None
+    for i, n in enumerate(prev):
+        old_id = int(z.id[t - 1, b, 0, n])
+        what_p, where_p = z.what[t - 1, b, 0, n], z.where[t - 1, b, 0, n]
+        h_t, h_p = hidden[old_id]
+        what, where = dropped.prop_what[t - 1][i][b], dropped.prop_where[t - 1][i][b]
+        pres = torch.tensor(float(old_id in id_t[pres_t > 0].tolist()))
+        if pres:  # a survivor: its returned latents are the samples the hooks saw
+            slot = len(survivors)
+            assert id_t[slot] == old_id, "propagated objects come first, in their old order"
+            torch.testing.assert_close(what_t[slot], what)
+            torch.testing.assert_close(where_t[slot], where)
+        q_where, q_what, q_pres, h_rel, h_t_new = propagate_object(
+            model, image, what_p, where_p, h_t, carry, h_rel, what, where
+        )
+        p_where, p_what, p_pres, h_p_new = propagation_prior(model, what_p, where_p, h_p)
+        # an object that disappears pays only the presence terms (reference §3.3)
+        log_q = log_q + q_pres.log_prob(pres) + pres * (q_where.log_prob(where) + q_what.log_prob(what))
+        log_p = log_p + p_pres.log_prob(pres) + pres * (p_where.log_prob(where) + p_what.log_prob(what))
+        carry = torch.cat([what, where, pres.view(1)])
+        prior_logits.append(p_pres.logits)
+        if pres:
+            survivors.append((what, where))
+            hidden[old_id] = (h_t_new, h_p_new)
+        seen["survived" if pres else "disappeared"] += 1
+    return log_q, log_p, survivors, prior_logits
+
+
 def reference_bound(model, x, out, dropped):
     """Per sequence ``(sum_t log p(x_t | z_t), sum_t log q(z_t) - log p(z_t))`` of ``out``'s latents, ``[B]`` each,
     and how often each case of the algorithms occurred (so that a test can check it covered them)."""
     cfg, prop = model.cfg, model.propagation
-    N, D = cfg.max_objects, cfg.n_what
+    N = cfg.max_objects
     T, B = x.shape[:2]
     z = out.latents
     seen = dict(disappeared=0, survived=0, later_discovery=0, chain_stopped=0, capped=0)
@@ -179,35 +214,9 @@ def reference_bound(model, x, out, dropped):
             what_t, where_t, pres_t, id_t = (a[t, b, 0] for a in z)
             tracking = prop is not None and t > 0
             prev = [n for n in range(N) if z.pres[t - 1, b, 0, n] > 0] if tracking else []
-            log_q, log_p = torch.zeros(()), torch.zeros(())
 
             # --- propagation (Alg. 2): each object of frame t-1 in slot order, then the prior's summary e ---
-            survivors, prior_logits = [], []
-            carry, h_rel = torch.zeros(D + 5), prop.h_relation0 if prop is not None else None
-            for i, n in enumerate(prev):
-                old_id = int(z.id[t - 1, b, 0, n])
-                what_p, where_p = z.what[t - 1, b, 0, n], z.where[t - 1, b, 0, n]
-                h_t, h_p = hidden[old_id]
-                what, where = dropped.prop_what[t - 1][i][b], dropped.prop_where[t - 1][i][b]
-                pres = torch.tensor(float(old_id in id_t[pres_t > 0].tolist()))
-                if pres:  # a survivor: its returned latents are the samples the hooks saw
-                    slot = len(survivors)
-                    assert id_t[slot] == old_id, "propagated objects come first, in their old order"
-                    torch.testing.assert_close(what_t[slot], what)
-                    torch.testing.assert_close(where_t[slot], where)
-                q_where, q_what, q_pres, h_rel, h_t_new = propagate_object(
-                    model, image, what_p, where_p, h_t, carry, h_rel, what, where
-                )
-                p_where, p_what, p_pres, h_p_new = propagation_prior(model, what_p, where_p, h_p)
-                # an object that disappears pays only the presence terms (reference §3.3)
-                log_q = log_q + q_pres.log_prob(pres) + pres * (q_where.log_prob(where) + q_what.log_prob(what))
-                log_p = log_p + p_pres.log_prob(pres) + pres * (p_where.log_prob(where) + p_what.log_prob(what))
-                carry = torch.cat([what, where, pres.view(1)])
-                prior_logits.append(p_pres.logits)
-                if pres:
-                    survivors.append((what, where))
-                    hidden[old_id] = (h_t_new, h_p_new)
-                seen["survived" if pres else "disappeared"] += 1
+            log_q, log_p, survivors, prior_logits = propagate_frame(model, x, z, t, b, prev, hidden, dropped, seen)
             # slots absent at t-1 have presence logit -88 in the prior: sigmoid(-88) - 0.5 ~ -0.5 each
             e = torch.as_tensor(sum(torch.sigmoid(lg) - 0.5 for lg in prior_logits) - 0.5 * (N - len(prev))).view(1) / N
 
@@ -403,25 +412,7 @@ def test_grid_sqair_bound_equals_an_independent_recomputation(tiny_sqair):
                 image = x[t, b]
                 what_t, where_t, pres_t, id_t = (a[t, b, 0] for a in z)
                 prev = [n for n in range(N) if z.pres[t - 1, b, 0, n] > 0] if t > 0 else []
-                log_q, log_p, survivors = torch.zeros(()), torch.zeros(()), []
-                carry, h_rel = torch.zeros(model.cfg.n_what + 5), model.propagation.h_relation0
-                for i, n in enumerate(prev):  # propagation (Alg. 2), as for the sequential model
-                    old_id = int(z.id[t - 1, b, 0, n])
-                    what_p, where_p = z.what[t - 1, b, 0, n], z.where[t - 1, b, 0, n]
-                    (h_t, h_p), i_t = hidden[old_id], t - 1
-                    what, where = dropped.prop_what[i_t][i][b], dropped.prop_where[i_t][i][b]
-                    pres = torch.tensor(float(old_id in id_t[pres_t > 0].tolist()))
-                    q_where, q_what, q_pres, h_rel, h_t_new = propagate_object(
-                        model, image, what_p, where_p, h_t, carry, h_rel, what, where
-                    )
-                    p_where, p_what, p_pres, h_p_new = propagation_prior(model, what_p, where_p, h_p)
-                    log_q = log_q + q_pres.log_prob(pres) + pres * (q_where.log_prob(where) + q_what.log_prob(what))
-                    log_p = log_p + p_pres.log_prob(pres) + pres * (p_where.log_prob(where) + p_what.log_prob(what))
-                    carry = torch.cat([what, where, pres.view(1)])
-                    if pres:
-                        survivors.append((what, where))
-                        hidden[old_id] = (h_t_new, h_p_new)
-                    seen["survived" if pres else "disappeared"] += 1
+                log_q, log_p, survivors, _ = propagate_frame(model, x, z, t, b, prev, hidden, dropped, seen)
                 n_prop = len(survivors)
                 n_disc = int(pres_t.sum()) - n_prop
                 assert id_t[n_prop : n_prop + n_disc].tolist() == list(range(next_id, next_id + n_disc))
