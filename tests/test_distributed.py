@@ -57,6 +57,10 @@ def test_torchrun_cli_two_gloo_processes(tmp_path):
         "--val-every",
         "2",
         "--no-progress",
+        "--final-eval",
+        "2",
+        "--final-eval-particles",
+        "2",
         "--run-dir",
         str(tmp_path / "run"),
         "--model.k-particles",
@@ -71,4 +75,6 @@ def test_torchrun_cli_two_gloo_processes(tmp_path):
     assert out.stderr.count("checkpoint: ") == 1  # printed by rank 0 only
     data = safe_torch_load(tmp_path / "run" / "last.pt")
     assert data["extra"]["step"] == 2
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt", "tb"]
+    # rank 0 alone writes the checkpoint, the logs and the closing evaluation
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["eval", "last.pt", "tb"]
+    assert out.stdout.count("log p(x)") == 1
