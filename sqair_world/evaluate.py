@@ -35,7 +35,6 @@ import numpy as np
 import torch
 import tyro
 
-from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.data.pedestrians import AnnotationError, PedestrianSet, VideoError
 from sqair_world.envs import make_sqair_env
 from sqair_world.envs.atari import collect_sequences
@@ -50,7 +49,7 @@ from sqair_world.evaluation.atari import sprite_scores
 from sqair_world.evaluation.classical import ClassicalTracker
 from sqair_world.evaluation.figures import write_figures, write_reconstructions
 from sqair_world.evaluation.metrics import tracking_scores
-from sqair_world.evaluation.moving_mnist import evaluate, format_table
+from sqair_world.evaluation.moving_mnist import evaluate, format_table, write_mnist_figures
 from sqair_world.evaluation.pedestrians import busiest, evaluate_pedestrians, format_pedestrians
 from sqair_world.evaluation.prediction import format_prediction, mean_results, plot_errors, prediction_errors
 from sqair_world.speed import flush_denormals
@@ -283,10 +282,7 @@ def run_mnist(cfg: MnistEval) -> None:
     print(format_table(model.model_name, result))
     _write_json(out_dir / "metrics.json", result)
     if cfg.figures:
-        data = load_moving_mnist("eval", max(cfg.num_sequences, 8), cfg.seed, mnist_dir, MovingMNISTConfig())
-        busiest = np.argsort(-data.num_digits, kind="stable")[:4]
-        x = frames_to_input(data.frames[:, busiest, None], next(model.parameters()).device)
-        for path in write_figures(model, x, out_dir).values():
+        for path in write_mnist_figures(model, cfg.num_sequences, cfg.seed, mnist_dir, out_dir).values():
             print(f"wrote {path}")
 
 

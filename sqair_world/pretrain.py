@@ -23,17 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import torch
 import tyro
 from tyro.constructors import PrimitiveConstructorSpec
 
-from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.envs.atari import background as atari_background
 from sqair_world.envs.atari import collect_sequences, make_maze_env
-from sqair_world.evaluation.figures import reconstruction_strip, write_figures
+from sqair_world.evaluation.figures import reconstruction_strip
 from sqair_world.evaluation.moving_mnist import evaluate as evaluate_mnist
-from sqair_world.evaluation.moving_mnist import format_table
+from sqair_world.evaluation.moving_mnist import format_table, write_mnist_figures
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.registry import build_model_from_config
 from sqair_world.model.vrnn import VRNNConfig
@@ -48,7 +46,6 @@ from sqair_world.training.experiments import (
     pedestrian_arrays,
 )
 from sqair_world.training.trainer import TrainConfig, Trainer, TrainingDiverged
-from sqair_world.utils import frames_to_input
 
 PROG = "python -m sqair_world.pretrain"
 DESCRIPTION = (
@@ -265,10 +262,7 @@ def final_evaluation(model, args: PretrainArgs, out_dir: Path) -> dict[str, Any]
     print(format_table(model.model_name, result))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    data = load_moving_mnist("eval", max(args.final_eval, 8), seed, cfg.mnist_dir, MovingMNISTConfig())
-    busiest = np.argsort(-data.num_digits, kind="stable")[:4]
-    x = frames_to_input(data.frames[:, busiest, None], next(model.parameters()).device)
-    paths = write_figures(model, x, out_dir)
+    paths = write_mnist_figures(model, args.final_eval, seed, cfg.mnist_dir, out_dir)
     print(f"scores and figures: {out_dir}/ ({', '.join(p.name for p in paths.values())}, summary.json)")
     return result
 

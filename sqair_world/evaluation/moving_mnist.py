@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.evaluation.metrics import addition_accuracy, count_accuracy, tracking_scores
 from sqair_world.model.spatial import where_to_box
-from sqair_world.utils import box_to_pixels
+from sqair_world.utils import box_to_pixels, frames_to_input
 
 PAPER_TABLE1 = {  # reference §9
     "conv-sqair": (6784.8, 6923.8, 134.6, 0.9974, 0.9990),
@@ -175,6 +175,16 @@ def evaluate(
             tr_f, tr_m, torch.as_tensor(train.digit_sum), te_f, te_m, torch.as_tensor(data.digit_sum), seed=seed
         )
     return result
+
+
+def write_mnist_figures(model, num_sequences: int, seed: int, mnist_dir: str | None, out_dir) -> dict[str, Any]:
+    """Figs. 4-7 of the 4 busiest of ``num_sequences`` evaluation sequences (seed ``seed``) into ``out_dir``."""
+    from sqair_world.evaluation.figures import write_figures
+
+    data = load_moving_mnist("eval", max(num_sequences, 8), seed, mnist_dir, MovingMNISTConfig())
+    busiest = np.argsort(-data.num_digits, kind="stable")[:4]
+    x = frames_to_input(data.frames[:, busiest, None], next(model.parameters()).device)
+    return write_figures(model, x, out_dir)
 
 
 def format_table(name: str, r: dict[str, Any]) -> str:
