@@ -1,10 +1,13 @@
 """Reproduce and instrument the propagation collapse of MLP-SQAIR on moving MNIST (issue 21).
 
     python scripts/stability_study.py --run-dir runs/stability/seed0 --seed 0 --max-minutes 45 [--lr 3e-4]
+    python scripts/stability_study.py --run-dir runs/precision/bf16-s0 --seed 0 --steps 1500 --compile --autocast \
+        --diagnostics-every 0           # the bfloat16 learning curves of docs/moving_mnist.md "Reduced precision"
 
 Trains the default experiment with the fast recipe on one thread, with gradient diagnostics every
 ``--diagnostics-every`` steps (``<run-dir>/diagnostics.jsonl``, see sqair_world/training/diagnostics.py) and the
-validation history in ``<run-dir>/history.jsonl``. Resumable: run the same command again to continue.
+validation history in ``<run-dir>/history.jsonl`` (with the training steps' mean propagated and discovered
+objects per frame since the previous validation). Resumable: run the same command again to continue.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ def main() -> None:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, default=45)
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps (then no time budget)")
+    p.add_argument("--val-every", type=int, default=100)
+    p.add_argument("--compile", action="store_true", help="TrainConfig.compile")
+    p.add_argument("--autocast", action="store_true", help="TrainConfig.autocast (needs native bfloat16)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--curriculum-every", type=int, default=None)
     p.add_argument("--diagnostics-every", type=int, default=50)
@@ -40,7 +47,11 @@ def main() -> None:
     overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.model_set)}
     cfg = TrainConfig(
         recipe="fast",
-        max_minutes=args.max_minutes,
+        max_minutes=None if args.steps else args.max_minutes,
+        steps=args.steps,
+        val_every=args.val_every,
+        compile=args.compile,
+        autocast=args.autocast,
         seed=args.seed,
         run_dir=args.run_dir,
         num_threads=1,
@@ -60,15 +71,24 @@ def main() -> None:
         trainer.load(trainer.checkpoint_path)
     history = Path(args.run_dir) / "history.jsonl"
     seen = len(trainer.history)
-    original = trainer.validate
+    original_validate, original_step = trainer.validate, trainer.train_step
+    recent: list[dict[str, float]] = []  # training stats since the last validation
+
+    def train_step_and_keep() -> dict[str, float]:
+        stats = original_step()
+        recent.append(stats)
+        return stats
 
     def validate_and_log() -> dict[str, float]:
-        val_stats = original()
+        val_stats = original_validate()
+        train = {} if not recent else {f"train_{k}": sum(s[k] for s in recent) / len(recent) for k in recent[-1]}
         with open(history, "a") as f:
-            f.write(json.dumps({"step": trainer.step, "T": trainer.seq_len(trainer.step), **val_stats}) + "\n")
+            row = {"step": trainer.step, "T": trainer.seq_len(trainer.step), **val_stats, **train}
+            f.write(json.dumps(row) + "\n")
+        recent.clear()
         return val_stats
 
-    trainer.validate = validate_and_log
+    trainer.train_step, trainer.validate = train_step_and_keep, validate_and_log
     trainer.fit()
     print(f"stopped at step {trainer.step} ({len(trainer.history) - seen} validations)")
 
