@@ -4,6 +4,8 @@ Reads each run's ``diagnostics.jsonl`` (training/diagnostics.py) and ``history.j
 against the step, with the curriculum's sequence length marked: propagated and discovered objects per frame,
 the gradient norms of the IWAE and VIMCO terms (propagation's share of VIMCO's), propagation's posterior and
 prior presence probability, the KL per frame of each module, the ESS, and validation counting accuracy.
+Runs without diagnostics (``--diagnostics-every 0``) get the validation history alone: the training steps'
+propagated objects per frame, validation counting and validation bound, one colour per run.
 """
 
 from __future__ import annotations
@@ -38,8 +40,48 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
+HISTORY_PANELS = [
+    ("propagated objects per frame (train)", "train_num_prop"),
+    ("validation counting", "count_acc"),
+    ("validation bound (nats)", "iwae"),
+]
+
+
+def plot_history(out: str, runs: list[Path]) -> None:
+    fig, axes = plt.subplots(len(HISTORY_PANELS), 1, figsize=(8, 2.3 * len(HISTORY_PANELS)), sharex=True)
+    for r, run in enumerate(runs):
+        hist = load(run / "history.jsonl")
+        for ax, (title, key) in zip(axes, HISTORY_PANELS):
+            ax.plot(
+                [h["step"] for h in hist],
+                [h.get(key, float("nan")) for h in hist],
+                "-o",
+                ms=3,
+                color=f"C{r}",
+                label=run.name,
+                lw=1,
+            )
+            ax.set_ylabel(title, fontsize=8)
+        if r == 0:  # the curriculum's length changes
+            for h0, h1 in zip(hist, hist[1:]):
+                if h1["T"] != h0["T"]:
+                    for ax in axes:
+                        ax.axvline(h1["step"], color="grey", lw=0.5)
+                    axes[0].text(h1["step"], axes[0].get_ylim()[1], f"T={h1['T']}", fontsize=7, va="bottom")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="best")
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(out)
+
+
 def main(argv: list[str]) -> None:
     out, runs = argv[0], [Path(a) for a in argv[1:]]
+    if not any((run / "diagnostics.jsonl").is_file() for run in runs):
+        plot_history(out, runs)
+        return
     fig, axes = plt.subplots(len(PANELS) + 1, 1, figsize=(9, 2.3 * (len(PANELS) + 1)), sharex=True)
     styles = ["-", "--", ":", "-."]
     for r, run in enumerate(runs):

@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--autocast", action="store_true", help="TrainConfig.autocast (needs native bfloat16)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--curriculum-every", type=int, default=None)
+    p.add_argument("--lr-stage-decay", type=float, default=0.7, help="TrainConfig.lr_stage_decay")
     p.add_argument("--diagnostics-every", type=int, default=50)
     p.add_argument("--model-set", action="append", default=[], help="FIELD=VALUE (python literal)")
     p.add_argument("--min-scale", type=float, default=None, help="floor of the glimpse scale (the code's: 1e-4)")
@@ -58,6 +59,7 @@ def main() -> None:
         diagnostics_every=args.diagnostics_every,
         lr=args.lr,
         curriculum_every=args.curriculum_every,
+        lr_stage_decay=args.lr_stage_decay,
         num_val_sequences=256,
         progress=False,
     )

@@ -18,7 +18,14 @@ from sqair_world.training.schedules import (
     piecewise_constant,
     warmup_constant,
 )
-from sqair_world.training.trainer import TrainConfig, Trainer, TrainingDiverged, batch_indices, tf_rmsprop
+from sqair_world.training.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    batch_indices,
+    learning_rate,
+    tf_rmsprop,
+)
 
 TINY_MODEL = dict(
     image_shape=(1, 24, 24), glimpse_size=(8, 8), n_what=4, n_hidden=16, n_hidden_small=8, max_objects=2, k_particles=2
@@ -57,6 +64,16 @@ def test_schedules_are_pure_functions_of_the_step():
     assert piecewise_constant(5, [3, 10], [1, 2, 3]) == 2 and warmup_constant(0, 1.0, 10) == pytest.approx(0.1)
     assert [linear_decay(s, 8.0, 100) for s in (0, 50, 100, 500)] == [8.0, 4.0, 0.0, 0.0]
     assert linear_decay(0, 8.0, 0) == 0.0
+
+
+def test_fast_learning_rate_decays_once_per_curriculum_stage_and_stops_with_the_curriculum():
+    cfg = TrainConfig(recipe="fast", lr_stage_decay=0.5).resolved(torch.device("cpu"))  # 3 frames + 1 every 500
+    lrs = [learning_rate(s, cfg) for s in (199, 499, 500, 999, 1000, 3500, 10_000)]
+    assert lrs == pytest.approx([3e-4, 3e-4, 1.5e-4, 1.5e-4, 7.5e-5, 3e-4 / 2**7, 3e-4 / 2**7])
+    constant = TrainConfig(recipe="fast", lr_stage_decay=1.0).resolved(torch.device("cpu"))
+    assert learning_rate(1000, constant) == pytest.approx(3e-4)
+    with pytest.raises(ValueError, match="lr_stage_decay"):
+        TrainConfig(lr_stage_decay=0.0)
 
 
 def test_presence_warmup_offsets_discovery_during_training_only(tmp_path):
