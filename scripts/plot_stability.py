@@ -40,6 +40,26 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
+def mark_curriculum(axes, rows: list[dict]) -> None:
+    """A grey line and a ``T=`` label wherever the curriculum's sequence length changes between ``rows``."""
+    for r0, r1 in zip(rows, rows[1:]):
+        if r1["T"] != r0["T"]:
+            for ax in axes:
+                ax.axvline(r1["step"], color="grey", lw=0.5)
+            axes[0].text(r1["step"], axes[0].get_ylim()[1], f"T={r1['T']}", fontsize=7, va="bottom")
+
+
+def finish(fig, axes, out: str, legend_size: int, legend_columns: int = 1) -> None:
+    """Legends, ticks and the step axis, then write ``out``."""
+    for ax in axes:
+        ax.legend(fontsize=legend_size, ncol=legend_columns, loc="best")
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(out)
+
+
 HISTORY_PANELS = [
     ("propagated objects per frame (train)", "train_num_prop"),
     ("validation counting", "count_acc"),
@@ -62,19 +82,9 @@ def plot_history(out: str, runs: list[Path]) -> None:
                 lw=1,
             )
             ax.set_ylabel(title, fontsize=8)
-        if r == 0:  # the curriculum's length changes
-            for h0, h1 in zip(hist, hist[1:]):
-                if h1["T"] != h0["T"]:
-                    for ax in axes:
-                        ax.axvline(h1["step"], color="grey", lw=0.5)
-                    axes[0].text(h1["step"], axes[0].get_ylim()[1], f"T={h1['T']}", fontsize=7, va="bottom")
-    for ax in axes:
-        ax.legend(fontsize=7, loc="best")
-        ax.tick_params(labelsize=7)
-    axes[-1].set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    print(out)
+        if r == 0:
+            mark_curriculum(axes, hist)
+    finish(fig, axes, out, legend_size=7)
 
 
 def main(argv: list[str]) -> None:
@@ -109,18 +119,9 @@ def main(argv: list[str]) -> None:
             label=f"val counting ({run.name})",
         )
         axes[-1].set_ylabel("validation counting", fontsize=8)
-        for d0, d1 in zip(diag, diag[1:]):  # the curriculum's length changes
-            if d1["T"] != d0["T"] and r == 0:
-                for ax in axes:
-                    ax.axvline(d1["step"], color="grey", lw=0.5)
-                axes[0].text(d1["step"], axes[0].get_ylim()[1], f"T={d1['T']}", fontsize=7, va="bottom")
-    for ax in axes:
-        ax.legend(fontsize=6, ncol=2, loc="best")
-        ax.tick_params(labelsize=7)
-    axes[-1].set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    print(out)
+        if r == 0:
+            mark_curriculum(axes, diag)
+    finish(fig, axes, out, legend_size=6, legend_columns=2)
 
 
 if __name__ == "__main__":

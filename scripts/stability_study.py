@@ -1,8 +1,8 @@
 """Reproduce and instrument the propagation collapse of MLP-SQAIR on moving MNIST (issue 21).
 
     python scripts/stability_study.py --run-dir runs/stability/seed0 --seed 0 --max-minutes 45 [--lr 3e-4]
-    python scripts/stability_study.py --run-dir runs/precision/bf16-s0 --seed 0 --steps 1500 --compile --autocast \
-        --diagnostics-every 0           # the bfloat16 learning curves of docs/moving_mnist.md "Reduced precision"
+    python scripts/stability_study.py --run-dir runs/stability/decay07-s0 --seed 0 --steps 4000 --val-every 250 \
+        --diagnostics-every 0 [--lr-stage-decay 1.0]   # the runs of docs/moving_mnist.md "The fix"
 
 Trains the default experiment with the fast recipe on one thread, with gradient diagnostics every
 ``--diagnostics-every`` steps (``<run-dir>/diagnostics.jsonl``, see sqair_world/training/diagnostics.py) and the

@@ -82,7 +82,7 @@ class TrainConfig:
     """Longest sequences."""
     lr_stage_decay: float = 0.7
     """Fast recipe: the learning rate is multiplied by this at every curriculum stage (1: constant). At a constant
-    3e-4, propagation collapsed once the sequences passed 8 frames (docs/moving_mnist.md "Stability")."""
+    3e-4, propagation broke down at 6-9 frames (docs/moving_mnist.md "Stability")."""
     grad_clip: float | None = None
     """Clip the global gradient norm (None: off faithful, 1000 fast)."""
     num_train_sequences: int = 60000
@@ -197,7 +197,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def learning_rate(step: int, cfg: TrainConfig) -> float:
     if cfg.recipe == "faithful":
         return authors_learning_rate(step, cfg.lr, cfg.steps if cfg.steps < 10**9 else 2_000_000)
-    stage = curriculum_length(step, 0, cfg.curriculum_every, cfg.curriculum_max - cfg.curriculum_start)
+    stage = (
+        curriculum_length(step, cfg.curriculum_start, cfg.curriculum_every, cfg.curriculum_max) - cfg.curriculum_start
+    )
     return warmup_constant(step, cfg.lr) * cfg.lr_stage_decay**stage
 
 
