@@ -273,7 +273,10 @@ def next_steps(args: PretrainArgs, trainer: Trainer) -> str:
         budget = f"another {trainer.cfg.max_minutes:g} minutes; --max-minutes N to choose"
     else:
         budget = f"give a --steps above {trainer.step}"
-    lines = [f"continue this run: the same command with --resume ({budget}), e.g. {PROG} {args.experiment} --resume"]
+    example = f"{PROG} {args.experiment} --resume"
+    if Path(trainer.cfg.run_dir) != default_run_dir(get_experiment(args.experiment), args.env, args.pedestrians):
+        example += f" --run-dir {trainer.cfg.run_dir}"  # else --resume would look in the default run folder
+    lines = [f"continue this run: the same command with --resume ({budget}), e.g. {example}"]
     if get_experiment(args.experiment).data == "moving-mnist":
         lines.append(
             f"the paper's evaluation (1000 sequences, K=1000): python -m sqair_world.evaluate mnist "
@@ -299,20 +302,27 @@ def game_actions(env_id: str, num_actions: int, use_actions: bool) -> int:
 
 # new modules a checkpoint without them leaves at their initialisation (the action effect starts at zero)
 FRESH_MODULES = ("propagation.prior.action_effect.",)
+PROP_PRIOR = "propagation.prior."
 
 
 def init_weights(model, path: str) -> None:
     """Copy the weights of the checkpoint at ``path`` into ``model`` (same parameter shapes, any config); an
-    action effect the checkpoint lacks keeps its zero start (the unconditional prior)."""
+    action effect the checkpoint lacks keeps its zero start (the unconditional prior); a propagation prior of
+    another kind (``prop_prior``, model.priors) keeps its initialisation."""
     source = load_model(path)
+    weights = source.state_dict()
+    fresh: tuple[str, ...] = FRESH_MODULES
+    if getattr(source.cfg, "prop_prior", "gru") != getattr(model.cfg, "prop_prior", "gru"):
+        fresh = (PROP_PRIOR,)  # another kind of propagation prior starts afresh
+        weights = {k: v for k, v in weights.items() if not k.startswith(fresh)}
     try:
-        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+        missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as err:
         raise CheckpointError(
             f"--init-from {path!r}: its parameters do not fit this model's config ({err}); "
             "only fields that keep the parameter shapes may differ"
         ) from err
-    missing = [k for k in missing if not k.startswith(FRESH_MODULES)]
+    missing = [k for k in missing if not k.startswith(fresh)]
     if missing or unexpected:
         raise CheckpointError(
             f"--init-from {path!r}: its parameters do not fit this model's config (missing {missing[:4]}, "

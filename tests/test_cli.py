@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sqair_world.model.config import SQAIRConfig
-from sqair_world.pretrain import RESUME_LAST, experiment_args, main, parse_args
+from sqair_world.pretrain import RESUME_LAST, experiment_args, main, next_steps, parse_args
 from sqair_world.training.checkpoints import load_model, safe_torch_load
 from sqair_world.training.experiments import EXPERIMENTS
 from sqair_world.training.trainer import TrainConfig
@@ -110,6 +110,17 @@ def test_a_cpu_run_without_a_budget_ends_after_an_hour():
     assert TrainConfig(steps=10).resolved(cpu).max_minutes is None  # a step budget is the user's choice
     assert TrainConfig(max_minutes=5).resolved(cpu).max_minutes == 5
     assert TrainConfig(recipe="faithful").resolved(cpu).max_minutes is None  # the paper's 2M steps
+
+
+def test_the_closing_hint_resumes_the_run_folder_actually_used():
+    from types import SimpleNamespace
+
+    def hint(run_dir):
+        trainer = SimpleNamespace(cfg=SimpleNamespace(max_minutes=60.0, run_dir=run_dir), step=9, checkpoint_path="x")
+        return next_steps(parse_args(["mnist-mlp-air"]), trainer).splitlines()[0]
+
+    assert hint("runs/mnist-mlp-air").endswith("mnist-mlp-air --resume")
+    assert hint("runs/table1/air").endswith("mnist-mlp-air --resume --run-dir runs/table1/air")
 
 
 def test_resume_takes_an_optional_path():

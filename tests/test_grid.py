@@ -21,20 +21,12 @@ from sqair_world.model.grid import (
 from sqair_world.model.registry import build_model
 from sqair_world.model.spatial import box_to_where, where_to_box
 from sqair_world.model.types import Slots
-from sqair_world.training.experiments import ATARI_MODEL
-
-# the Atari experiment's model, scaled to the 42x42 sprite world (7 cells of 6 px, sprites of 4x6 px)
-SPRITE_MODEL = {
-    **ATARI_MODEL,
-    **dict(image_shape=(3, 42, 42), max_objects=4, glimpse_size=(8, 8), n_what=8, n_hidden=32, n_hidden_small=16),
-    **dict(conv_channels=16, grid_size=7, max_scale=0.3, k_particles=2, exit_margin=0.0),
-    **dict(where_prior_bias=(-2.0, -2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0), disc_where_bias=(-2.0, -2.0, 0.0, 0.0)),
-}
+from sqair_world.training.experiments import ATARI_MODEL, SPRITE_WORLD_MODEL
 
 
 def _grid_model(**changes):
     torch.manual_seed(0)
-    model = build_model("mlp-sqair", **{**SPRITE_MODEL, **changes})
+    model = build_model("mlp-sqair", **{**SPRITE_WORLD_MODEL, **changes})
     bg, _ = corridor_background(42, 14)
     model.set_background(torch.as_tensor(bg).permute(2, 0, 1).float() / 255, trainable=False)
     return model

@@ -1,8 +1,6 @@
 """Action-conditioned imagination (issue #22): the action enters the propagation prior, imagine's actions are
 checked, the wrappers imagine without touching the tracker or the env, and the prediction metrics on known arrays."""
 
-import math
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -184,46 +182,12 @@ def test_imagination_learns_to_follow_the_action_on_the_sprite_world():
     at the end was 0.79."""
     from test_grid import _grid_model
 
-    from sqair_world.data.sprites import make_sprite_world
-    from sqair_world.model.spatial import where_to_box
+    from sqair_world.evaluation.sprite_world import fit_sprite_world, player_errors
 
-    torch.manual_seed(0)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model = _grid_model(num_actions=5)
-    train, _, acts = make_sprite_world(64, 6, seed=0, controlled=True)
-    x_all, a_all = torch.from_numpy(train).float() / 255, torch.from_numpy(acts)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    steps = 800
-    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.03 + 0.485 * (1 + math.cos(math.pi * s / steps)))
-    for step in range(steps):
-        idx = torch.arange(16) + 16 * (step % 4)
-        out = model(x_all[:, idx], k=2, actions=a_all[:, idx])
-        opt.zero_grad()
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1000.0)
-        opt.step()
-        decay.step()
-    frames, centres, acts = make_sprite_world(32, 8, seed=99, controlled=True)
-    x, a = torch.from_numpy(frames).float() / 255, torch.from_numpy(acts)
-    model.eval()
-    state = None
-    for t in range(4):
-        state = model.online_step(state, x[t], action=a[t - 1] if t else None).state
-    H, B = 3, x.shape[1]
-    torch.manual_seed(1)
-    im = model.imagine(state, H, 8, actions=a[3 : 3 + H])
-    box = where_to_box(state.z.where)[..., :2] * 41  # pixel centres [B, N, 2]
-    d = (box - torch.as_tensor(centres[3, :, 0]).float()[:, None]).norm(dim=-1)
-    d = torch.where(state.z.pres > 0, d, torch.full_like(d, 1e9))
-    slot, found = d.argmin(1), d.min(1).values < 2.5  # the player's track at t = 3
-    assert found.float().mean() > 0.9
-    player = state.z.id.gather(1, slot[:, None])  # [B, 1]
-    for h in range(H):
-        same = (im.z.id[h] == player[:, :, None]) & (im.z.pres[h] > 0)  # [B, S, N]
-        n = same.sum((1, 2))
-        mean = (where_to_box(im.z.where[h])[..., :2] * 41 * same[..., None]).sum((1, 2)) / n.clamp(min=1)[:, None]
-        truth = torch.as_tensor(centres[4 + h, :, 0]).float()
-        k = found & (n > 0)
-        imagined = (mean - truth).norm(dim=-1)[k].mean()
-        copy = (box[torch.arange(B), slot] - truth).norm(dim=-1)[k].mean()
+    fit_sprite_world(model, steps=800, seed=0)
+    errors = player_errors(model, seen=4, horizon=3, num_sequences=32)
+    assert errors.found > 0.9
+    for h, (imagined, copy) in enumerate(zip(errors.imagined, errors.copy_last)):
         assert imagined < 0.9 * copy, f"H={h + 1}: imagined {imagined:.2f} px, copy-last {copy:.2f} px"

@@ -114,6 +114,12 @@ class SQAIRConfig:
     propagated box towards one place; on small sprites, where the likelihood stops pulling back once a box has
     slipped off its sprite, that pull carried the boxes away and propagation died (docs/atari.md)."""
 
+    prop_prior: Literal["gru", "markov"] = "gru"
+    """What the propagation prior remembers of an object. "gru" (reference §3.2): a per-object GRU over its whole
+    track. "markov": an MLP over the object at t-1 and its displacement since t-2 only, so the prior is the same
+    function at a track's 300th step as at the 5th (a tracker runs the GRU far past the training length, and its
+    prior drifted with track age: docs/imagination.md "Diagnosis")."""
+
     num_actions: int = 0
     """Size of the env's discrete action space; > 0 conditions the propagation prior on the action taken between
     frame t-1 and frame t, so that imagined rollouts follow a given action sequence (the player moves where the
@@ -167,6 +173,12 @@ class SQAIRConfig:
             problems.append(
                 f"grid_aux_weight must be >= 0 and grid_fg_threshold in (0, 1), got {self.grid_aux_weight} "
                 f"and {self.grid_fg_threshold}"
+            )
+        if self.prop_prior not in ("gru", "markov"):
+            problems.append(f"prop_prior must be 'gru' or 'markov', got {self.prop_prior!r}")
+        if self.prop_prior == "markov" and self.n_hidden < 5:
+            problems.append(
+                f"prop_prior='markov' keeps where_(t-1) and a flag in its state: n_hidden >= 5, got {self.n_hidden}"
             )
         if self.num_actions < 0:
             problems.append(f"num_actions must be >= 0 (0: an unconditional prior), got {self.num_actions}")

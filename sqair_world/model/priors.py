@@ -30,6 +30,9 @@ class PropagationPrior(nn.Module):
     """p^P(z_t | z_{t-1}): a per-object GRU over [what, where]_{t-1} -> Linear(1 + 2*4 + 2*D) (reference §3.2).
 
     The where/what priors are absolute Gaussians evaluated at z_t (not residual), as in the released code.
+    With ``SQAIRConfig.prop_prior="markov"`` an MLP over [what_{t-1}, where_{t-1}, where_{t-1} - where_{t-2}, seen]
+    replaces the GRU; its state ``h`` then only carries ``[where_{t-1}, 1, 0, ...]`` to the next step (``seen`` = 0
+    for a track's first step, whose displacement is unknown and set to zero). Its head's weights start at zero.
     With ``SQAIRConfig.num_actions > 0`` an action effect, an MLP over [GRU state, one-hot action a_{t-1}], adds to
     the head's output; its last layer starts at zero, so an action-conditioned prior starts as the unconditional
     one (and fine-tunes from its checkpoint).
@@ -38,9 +41,16 @@ class PropagationPrior(nn.Module):
     def __init__(self, cfg: SQAIRConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.gru = GRUCell(cfg.n_what + 4, cfg.n_hidden)
-        self.h0 = nn.Parameter(torch.zeros(cfg.n_hidden))
+        self.gru = self.markov = None
+        if cfg.prop_prior == "markov":
+            self.markov = MLP(cfg.n_what + 4 + 4 + 1, [cfg.n_hidden, cfg.n_hidden])
+            self.register_buffer("h0", torch.zeros(cfg.n_hidden), persistent=False)  # "not seen": no displacement
+        else:
+            self.gru = GRUCell(cfg.n_what + 4, cfg.n_hidden)
+            self.h0 = nn.Parameter(torch.zeros(cfg.n_hidden))
         self.head = linear(cfg.n_hidden, 1 + 8 + 2 * cfg.n_what)
+        if self.markov is not None:  # starts as "stay as you were" (with prop_prior_residual), wide, whatever the MLP
+            nn.init.zeros_(self.head.weight)
         self.action_effect = None
         if cfg.num_actions > 0:
             self.action_effect = MLP(cfg.n_hidden + cfg.num_actions, [cfg.n_hidden_small], 1 + 8 + 2 * cfg.n_what)
@@ -53,8 +63,15 @@ class PropagationPrior(nn.Module):
         [R]`` (int64, the action taken after frame t-1; None: unknown, an all-zero code) for an action-conditioned
         prior."""
         objs = ObjectSubset(pres)  # eager: absent slots are not computed (model.subsets)
-        h_o = self.gru(objs.take(torch.cat([what, where], -1)), objs.take(h))
-        h_new = objs.put(h_o, h)  # absent slots keep their state
+        if self.markov is None:
+            h_o = self.gru(objs.take(torch.cat([what, where], -1)), objs.take(h))
+            h_new = objs.put(h_o, h)  # absent slots keep their state
+        else:
+            seen = h[..., 4:5]
+            moved = (where - h[..., :4]) * seen
+            h_o = self.markov(objs.take(torch.cat([what, where, moved, seen], -1)))
+            h_new = torch.cat([where, torch.ones_like(seen), h[..., 5:]], -1)
+            h_new = torch.where(pres.unsqueeze(-1) > 0, h_new, h)
         head = self.head(h_o)
         if self.action_effect is not None:
             code = h_o.new_zeros(*pres.shape, self.cfg.num_actions)

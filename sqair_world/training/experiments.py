@@ -88,6 +88,15 @@ ATARI_MODEL = dict(
     k_particles=3,
 )
 
+# The Atari model scaled to the in-package 42x42 sprite world (data.sprites: 7 cells of 6 px, sprites of 4x6 px), for
+# tests and short studies of the grid model.
+SPRITE_WORLD_MODEL = {
+    **ATARI_MODEL,
+    **dict(image_shape=(3, 42, 42), max_objects=4, glimpse_size=(8, 8), n_what=8, n_hidden=32, n_hidden_small=16),
+    **dict(conv_channels=16, grid_size=7, max_scale=0.3, k_particles=2, exit_margin=0.0),
+    **dict(where_prior_bias=(-2.0, -2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0), disc_where_bias=(-2.0, -2.0, 0.0, 0.0)),
+}
+
 # Pedestrians (paper §4.2, issue #20): 64x64 colour regions of background-subtracted footage cut to width 240, at
 # most 3 people per region, sequences of 5. CONV encoders, and tall glimpses: the authors' code names 32x12 (h x w,
 # reference §6). People are 21-36 px tall and 6-13 px wide at that width (pedestrians.md §1.4): the where prior

@@ -1,0 +1,72 @@
+"""The Markov propagation prior (``SQAIRConfig.prop_prior="markov"``, issue #22): it sees the last two frames only,
+fine-tunes from a GRU-prior checkpoint, and keeps imagining well on tracks older than its training sequences."""
+
+import pytest
+import torch
+
+
+def _prior_after(model, wheres, what):
+    """The propagation prior's where mean after feeding it one present object at the given ``wheres`` in turn."""
+    prior = model.propagation.prior
+    pres = torch.ones(1, model.cfg.max_objects)
+    h = prior.h0.expand(1, model.cfg.max_objects, -1)
+    for w in wheres:
+        out = prior(what, w.expand(1, model.cfg.max_objects, 4), pres, h)
+        h = out.h
+    return out.where_mu
+
+
+def test_the_markov_prior_sees_the_last_two_frames_and_starts_without_a_displacement(tiny_sqair):
+    """``prop_prior="markov"``: a track's prior depends on where_{t-1} and where_{t-1} - where_{t-2} only, not on
+    the track's age; the GRU prior remembers the whole track (the contrast that makes this test able to fail)."""
+    torch.manual_seed(0)
+    what = torch.randn(1, 3, tiny_sqair().cfg.n_what)
+    a, b, c, d = (torch.tensor([-2.0, -2.0, x, 0.0]) for x in (0.3, -0.4, 0.1, 0.2))
+    for kind, same in (("markov", True), ("gru", False)):
+        model = tiny_sqair(prop_prior=kind)
+        with torch.no_grad():
+            model.propagation.prior.head.weight.normal_()  # an untrained prior whose output moves with its input
+        old, young = _prior_after(model, [a, b, c, d], what), _prior_after(model, [c, d], what)
+        assert torch.allclose(old, young, atol=1e-6) == same, kind
+    # the state carries (where_{t-1}, seen = 1) of present objects; a fresh track starts unseen; absent slots keep it
+    prior = tiny_sqair(prop_prior="markov").propagation.prior
+    h0 = prior.h0.expand(1, 3, -1)
+    assert not h0[..., 4].any()
+    out = prior(what, d.expand(1, 3, 4), torch.tensor([[1.0, 1.0, 0.0]]), h0)
+    assert torch.equal(out.h[0, :2, :5], torch.cat([d, torch.ones(1)]).expand(2, 5)) and not out.h[0, 2].any()
+    with pytest.raises(ValueError, match="prop_prior must be 'gru' or 'markov'"):
+        tiny_sqair(prop_prior="lstm")
+
+
+def test_a_markov_prior_fine_tunes_from_a_gru_checkpoint(tiny_sqair, tmp_path):
+    """--init-from a GRU-prior checkpoint into a Markov-prior model: everything but the propagation prior is copied;
+    the new prior starts as "stay as you were" (zero head)."""
+    from sqair_world.pretrain import init_weights
+    from sqair_world.training.checkpoints import save_model
+
+    gru = tiny_sqair()
+    save_model(tmp_path / "gru.pt", gru)
+    markov = tiny_sqair(prop_prior="markov")
+    init_weights(markov, str(tmp_path / "gru.pt"))
+    assert torch.equal(markov.propagation.where_bias[0].weight, gru.propagation.where_bias[0].weight)
+    assert not markov.propagation.prior.head.weight.any()
+    assert not markov.propagation.prior.h0.any()  # a buffer, never loaded: a fresh track is "not seen"
+
+
+def test_the_markov_prior_imagines_past_its_training_length_on_the_sprite_world():
+    """800 steps on 6-frame sequences of the controlled sprite world (as the GRU prior's learning test in
+    test_imagination), then tracking for 8 frames, longer than any training sequence, and imagining 6 with the true
+    actions: the imagined player beats copying its last position by 10% at every horizon. Measured on seeds 0 and 1
+    (scripts/prior_length_study.py, 2026-12-03): worst ratio 0.63 at H = 1-6, where the GRU prior's reached
+    0.85-1.08 at H = 5-6 (docs/imagination.md "The Markov prior")."""
+    from test_grid import _grid_model
+
+    from sqair_world.evaluation.sprite_world import fit_sprite_world, player_errors
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model = _grid_model(num_actions=5, prop_prior="markov")
+    fit_sprite_world(model, steps=800, seed=0)
+    errors = player_errors(model, seen=8, horizon=6)
+    assert errors.found > 0.9
+    for h, (imagined, copy) in enumerate(zip(errors.imagined, errors.copy_last)):
+        assert imagined < 0.9 * copy, f"H={h + 1}: imagined {imagined:.2f} px, copy-last {copy:.2f} px"
