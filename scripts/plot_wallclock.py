@@ -26,8 +26,8 @@ def curves(run_dir: Path) -> dict[str, list[tuple[float, int, float]]]:
     if not files:
         raise SystemExit(f"{run_dir}: no TensorBoard events under {run_dir / 'tb'} (was it run with --no-tensorboard?)")
     out: dict[str, list[tuple[float, int, float]]] = {}
-    for f in files:  # a resumed run writes a new file per invocation; minutes count from the first
-        start = float(files[0].name.split(".")[3])
+    start = float(files[0].name.split(".")[3])  # a resumed run writes a new file per invocation: count from the first
+    for f in files:
         acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
         acc.Reload()
         for tag in ("val/count_acc", "val/iwae", "train/T"):

@@ -5,8 +5,8 @@
     python scripts/prior_length_study.py --prior markov --seed 0
 
 Trains the sprite-world grid model (training.experiments.SPRITE_WORLD_MODEL, 5 actions) for ``--steps`` steps on
-6-frame sequences, then on held-out sequences tracks ``--seen`` frames (4: inside the training length, 8: past it)
-and imagines ``--horizon`` frames with the true actions. Prints, per horizon, the imagined player centre's error
+6-frame sequences, then on held-out sequences tracks 4 frames (inside the training length) and 8 (past it) and
+imagines ``--horizon`` frames with the true actions. Prints, per horizon, the imagined player centre's error
 and copy-last's, in pixels, as one JSON line.
 """
 
@@ -18,10 +18,7 @@ import time
 
 import torch
 
-from sqair_world.data.sprites import corridor_background
-from sqair_world.evaluation.sprite_world import fit_sprite_world, player_errors
-from sqair_world.model import build_model
-from sqair_world.training.experiments import SPRITE_WORLD_MODEL
+from sqair_world.evaluation.sprite_world import fit_sprite_world, player_errors, sprite_world_model
 
 
 def main() -> None:
@@ -33,10 +30,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = build_model("mlp-sqair", **{**SPRITE_WORLD_MODEL, "num_actions": 5, "prop_prior": args.prior})
-    bg, _ = corridor_background(42, 14)
-    model.set_background(torch.as_tensor(bg).permute(2, 0, 1).float() / 255, trainable=False)
+    model = sprite_world_model(num_actions=5, prop_prior=args.prior)
     start = time.time()
     fit_sprite_world(model, args.steps, args.seed)
     seconds = round(time.time() - start)

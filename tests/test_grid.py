@@ -10,6 +10,7 @@ from sqair_world.data.sprites import corridor_background, make_sprite_world
 from sqair_world.envs.slots import stable_slots
 from sqair_world.evaluation.atari import SpriteRollout, merge_stacked, sprite_scores
 from sqair_world.evaluation.classical import ClassicalTracker
+from sqair_world.evaluation.sprite_world import sprite_world_model
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.grid import (
     GridPrior,
@@ -21,15 +22,7 @@ from sqair_world.model.grid import (
 from sqair_world.model.registry import build_model
 from sqair_world.model.spatial import box_to_where, where_to_box
 from sqair_world.model.types import Slots
-from sqair_world.training.experiments import ATARI_MODEL, SPRITE_WORLD_MODEL
-
-
-def _grid_model(**changes):
-    torch.manual_seed(0)
-    model = build_model("mlp-sqair", **{**SPRITE_WORLD_MODEL, **changes})
-    bg, _ = corridor_background(42, 14)
-    model.set_background(torch.as_tensor(bg).permute(2, 0, 1).float() / 255, trainable=False)
-    return model
+from sqair_world.training.experiments import ATARI_MODEL
 
 
 def test_cell_where_puts_the_centre_inside_its_cell_and_inverts():
@@ -47,7 +40,7 @@ def test_cell_where_puts_the_centre_inside_its_cell_and_inverts():
 
 
 def test_grid_proposals_shapes_masks_and_cap():
-    model = _grid_model()
+    model = sprite_world_model()
     x = torch.rand(2, 3, 3, 42, 42)
     out = model(x, k=2)
     T, B, K, N = 2, 3, 2, 4
@@ -63,7 +56,7 @@ def test_grid_proposals_shapes_masks_and_cap():
 
 
 def test_discovery_fills_only_the_free_slots():
-    model = _grid_model(disc_step_bias=20.0)  # every cell wants an object
+    model = sprite_world_model(disc_step_bias=20.0)  # every cell wants an object
     seen = torch.zeros(1, 3, 42, 42)
     feats = model.image_encoder(seen)
     prop = model.initial_state(2).z
@@ -81,7 +74,7 @@ def test_covered_fraction_and_the_rejection_rule():
     assert frac[0].tolist() == pytest.approx([1.0, 0.5, 0.0], abs=1e-6)
 
     # hand-made proposals: cells 0, 5, 30 and 40 want an object, the others not; a propagated object sits on cell 0
-    model = _grid_model()
+    model = sprite_world_model()
     seen = torch.zeros(1, 3, 42, 42)
     feats = torch.zeros(1, 49, 9)
     feats[..., 0], feats[..., 1:3] = -10.0, -2.0
@@ -144,7 +137,7 @@ def test_grid_learns_to_find_the_sprites_of_the_sprite_world():
     """A short run (120 steps, batch 16, T 3) finds every sprite of held-out sequences: recall above 0.9."""
     torch.manual_seed(0)
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    model = _grid_model()
+    model = sprite_world_model()
     train, _ = make_sprite_world(64, 3, seed=0)
     x_all = torch.from_numpy(train).float() / 255
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)

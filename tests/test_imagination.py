@@ -180,12 +180,10 @@ def test_imagination_learns_to_follow_the_action_on_the_sprite_world():
     every horizon 1-3. A constant lr of 3e-3 is noisy step to step (seeds swing between 0.5 and 1.2 of copy-last
     at step 400-1000), so the decay is what makes the end point stable; over seeds 0, 1, 4, 5 the worst ratio
     at the end was 0.79."""
-    from test_grid import _grid_model
-
-    from sqair_world.evaluation.sprite_world import fit_sprite_world, player_errors
+    from sqair_world.evaluation.sprite_world import fit_sprite_world, player_errors, sprite_world_model
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    model = _grid_model(num_actions=5)
+    model = sprite_world_model(num_actions=5)
     fit_sprite_world(model, steps=800, seed=0)
     errors = player_errors(model, seen=4, horizon=3, num_sequences=32)
     assert errors.found > 0.9

@@ -59,12 +59,10 @@ def test_the_markov_prior_imagines_past_its_training_length_on_the_sprite_world(
     actions: the imagined player beats copying its last position by 10% at every horizon. Measured on seeds 0 and 1
     (scripts/prior_length_study.py, 2026-12-03): worst ratio 0.63 at H = 1-6, where the GRU prior's reached
     0.85-1.08 at H = 5-6 (docs/imagination.md "The Markov prior")."""
-    from test_grid import _grid_model
-
-    from sqair_world.evaluation.sprite_world import fit_sprite_world, player_errors
+    from sqair_world.evaluation.sprite_world import fit_sprite_world, player_errors, sprite_world_model
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    model = _grid_model(num_actions=5, prop_prior="markov")
+    model = sprite_world_model(num_actions=5, prop_prior="markov")
     fit_sprite_world(model, steps=800, seed=0)
     errors = player_errors(model, seen=8, horizon=6)
     assert errors.found > 0.9

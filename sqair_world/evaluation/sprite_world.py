@@ -13,10 +13,22 @@ from typing import NamedTuple
 
 import torch
 
-from sqair_world.data.sprites import make_sprite_world
+from sqair_world.data.sprites import corridor_background, make_sprite_world
+from sqair_world.model.registry import build_model
 from sqair_world.model.spatial import where_to_box
+from sqair_world.training.experiments import SPRITE_WORLD_MODEL
 
 SIDE = 41  # pixels per unit of the box fractions in the 42x42 world (centres of pixels 0..41)
+
+
+def sprite_world_model(**changes):
+    """The grid model of the sprite world (``SPRITE_WORLD_MODEL`` with ``changes``), torch seed 0, over the world's
+    fixed corridor background (not trained)."""
+    torch.manual_seed(0)
+    model = build_model("mlp-sqair", **{**SPRITE_WORLD_MODEL, **changes})
+    bg, _ = corridor_background(42, 14)
+    model.set_background(torch.as_tensor(bg).permute(2, 0, 1).float() / 255, trainable=False)
+    return model
 
 
 def fit_sprite_world(model, steps: int, seed: int = 0, lr: float = 3e-3) -> None:
@@ -75,4 +87,4 @@ def player_errors(
     return PlayerErrors(imagined, copy, float(found.float().mean()))
 
 
-__all__ = ["fit_sprite_world", "player_errors", "PlayerErrors"]
+__all__ = ["sprite_world_model", "fit_sprite_world", "player_errors", "PlayerErrors"]
