@@ -297,7 +297,12 @@ def test_train_cli_resumes_a_run_to_its_budget_and_refuses_other_settings(tmp_pa
     assert train_main([*argv, "--resume", "--seed", "1", "--no-motion"]) == 2
     err = capsys.readouterr().err
     assert "motion: saved True, given False" in err and "seed: saved 0, given 1" in err
-    assert train_main([*argv, "--resume"]) == 0
+    threads = torch.get_num_threads()
+    try:  # the thread count is run control: a resumed piece may take another
+        assert train_main([*argv, "--resume", "--num-threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert f"{run}: 192 agent steps" in capsys.readouterr().out
     steps = [int(r["steps"]) for r in _eval_rows(run) if r["mode"] == "deterministic"]
     assert steps == [0, 64, 128, 192]

@@ -20,7 +20,7 @@ from sqair_world.model.grid import (
     foreground_targets,
 )
 from sqair_world.model.registry import build_model
-from sqair_world.model.spatial import box_to_where, where_to_box
+from sqair_world.model.spatial import box_to_where, cap_scale, row_glimpses, where_to_box
 from sqair_world.model.types import Slots
 from sqair_world.training.experiments import ATARI_MODEL
 
@@ -64,6 +64,55 @@ def test_discovery_fills_only_the_free_slots():
     out = model.discovery(seen, feats.repeat_interleave(2, 0), prop, torch.zeros(2), free, sample=True)
     assert out.pres.sum(-1).tolist() == [4.0, 1.0]
     assert torch.isfinite(out.log_q).all() and torch.isfinite(out.log_p).all()
+
+
+def test_grid_discovery_log_q_and_log_p_recomputed_with_torch_distributions():
+    """log q and log p of one frame's grid discovery, recomputed from its sampled latents (cells, grid where, what)
+    with torch.distributions: q's presences are Bernoullis over the cells in order of decreasing logit until the free
+    slots are full, its where and what Gaussians; p's per-cell Bernoullis, Gaussian where and N(0, I) what. At K = 1
+    and T = 1 the model's bound is then log N(x | canvas, std) + log p - log q."""
+    torch.manual_seed(0)
+    model = sprite_world_model(disc_step_bias=0.0)  # presence probabilities near 1/2: every count is likely
+    disc, cfg = model.discovery, model.cfg
+    G = cfg.grid_size
+    x = torch.rand(3, 3, 42, 42)
+    feats = model.image_encoder(x)  # [B, M, 9] (K = 1: rows are frames)
+    free = torch.tensor([4, 2, 1])
+    with torch.no_grad():
+        out = disc(x, feats, model.initial_state(3).z, torch.zeros(3), free, sample=True)
+        logit, loc, raw_std = feats.split([1, 4, 4], -1)
+        logit = logit.squeeze(-1)
+        loc = cap_scale(loc, cfg.max_scale)
+        std = torch.nn.functional.softplus(raw_std + disc.std_offset) + cfg.min_std
+        pres = out.pres
+        on = torch.zeros_like(logit).scatter(1, out.cells, pres)  # [B, M] the cells that are on
+        assert torch.equal(on.sum(-1), pres.sum(-1)) and (pres.sum(-1) <= free).all()
+        order = torch.argsort(logit, -1, descending=True)
+        on_sorted = on.gather(1, order)
+        sampled = (on_sorted.cumsum(-1) - on_sorted) < free.unsqueeze(-1)  # q draws a cell while slots are free
+        lq = (dist.Bernoulli(logits=logit.gather(1, order)).log_prob(on_sorted) * sampled).sum(-1)
+        take = lambda a: a.gather(1, out.cells.unsqueeze(-1).expand(-1, -1, a.shape[-1]))
+        raw = out.raw_where
+        glimpse = row_glimpses(x, cell_where(raw, out.cells, G), 1, cfg.glimpse_size)
+        what_loc, what_std = disc.glimpse_encoder(glimpse)
+        lq_slot = dist.Normal(take(loc), take(std)).log_prob(raw).sum(-1)
+        lq_slot = lq_slot + dist.Normal(what_loc, what_std).log_prob(out.what).sum(-1)
+        lq = lq + (pres * lq_slot).sum(-1)
+        prior = disc.prior
+        lp = dist.Bernoulli(logits=prior.pres_logit.expand(3, -1)).log_prob(on).sum(-1)
+        where_p = dist.Normal(prior.where_mu, torch.nn.functional.softplus(prior.where_raw_std) + cfg.min_std)
+        lp_slot = where_p.log_prob(raw).sum(-1) + dist.Normal(0.0, 1.0).log_prob(out.what).sum(-1)
+        lp = lp + (pres * lp_slot).sum(-1)
+    assert pres.sum() >= 2  # the check covers present slots
+    torch.testing.assert_close(out.log_q, lq, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(out.log_p, lp, rtol=1e-5, atol=1e-3)
+    # the whole bound at K = 1, T = 1: likelihood of the rendered canvas plus the discovery terms
+    torch.manual_seed(1)
+    seq = model(x.unsqueeze(0), k=1)
+    canvas = seq.canvas[0, :, 0]
+    log_lik = dist.Normal(canvas, cfg.output_std).log_prob(x).flatten(1).sum(-1)
+    torch.testing.assert_close(seq.rec, log_lik, rtol=1e-5, atol=1e-2)
+    torch.testing.assert_close(seq.iwae, seq.rec - seq.kl, rtol=1e-5, atol=1e-2)
 
 
 def test_covered_fraction_and_the_rejection_rule():
@@ -131,6 +180,18 @@ def test_foreground_targets_mark_one_cell_per_blob():
     assert target.sum() == 2 and target[0, 1 * 7 + 0] == 1 and target[0, 5 * 7 + 5] == 1
     # the centre fraction 3.5/41, 10.5/41 is 0.598, 1.793 cells: offsets from the cell centre (0.5, 1.5)
     assert offset[0, 7].tolist() == pytest.approx([3.5 / 41 * 7 - 0.5, 10.5 / 41 * 7 - 1.5], abs=0.2)
+
+
+def test_foreground_targets_blob_sigma_gives_one_cell_per_tall_person():
+    """A person-shaped blob (10 x 29 px) splits into several peaks at the sprites' 1.5-px smoothing and makes one
+    target at a third of its height and width (the pedestrian grid's (6, 3))."""
+    seen = torch.zeros(1, 3, 64, 64)
+    seen[0, :, 10:39, 12:22] = 0.7  # centre (16.5, 24) px: cell (3, 2) of 8-px cells
+    seen[0, :, 30:59, 44:54] = 0.7  # a second person: centre (48.5, 44) px, cell (5, 6)
+    many, _ = foreground_targets(seen, 8, 0.1)
+    target, _ = foreground_targets(seen, 8, 0.1, (6.0, 3.0))
+    assert many.sum() > 2
+    assert target.sum() == 2 and target[0, 3 * 8 + 2] == 1 and target[0, 5 * 8 + 6] == 1
 
 
 def test_grid_learns_to_find_the_sprites_of_the_sprite_world():

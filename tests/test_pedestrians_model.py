@@ -36,11 +36,13 @@ def walkers_video(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ped_ckpt(tmp_path_factory):
-    """A tiny untrained model of the pedestrians experiment, trained 2 steps through the CLI."""
+    """A tiny untrained model of the pedestrians experiment, trained 2 steps through the CLI; its grid cells start
+    on (presence logit 3), so that the tracker has boxes to write."""
     out = tmp_path_factory.mktemp("ped")
     mp = pytest.MonkeyPatch()
     mp.setenv("SQAIR_WORLD_CACHE", str(out / "cache"))
     argv = ["pedestrians", *TINY, *FAST, "--walkers-frames", "200", "--run-dir", str(out / "run")]
+    argv += ["--model.disc-step-bias", "3"]
     assert pretrain_main([*argv, "--output", str(out / "model.pt")]) == 0
     mp.undo()
     return out / "model.pt"
@@ -49,7 +51,7 @@ def ped_ckpt(tmp_path_factory):
 def test_pretrain_pedestrians_stores_its_source_for_evaluate_and_track(ped_ckpt):
     model = load_model(ped_ckpt)
     assert tuple(model.cfg.image_shape) == (3, 64, 64) and tuple(model.cfg.glimpse_size) == (32, 12)
-    assert model.cfg.encoder == "conv"
+    assert model.cfg.encoder == "conv" and model.cfg.discovery == "grid" and model.cfg.grid_size == 8
     assert model.checkpoint_extra["pedestrians"]["walkers_frames"] == 200
     assert model.checkpoint_extra["experiment"] == "pedestrians"
 
@@ -177,7 +179,7 @@ def test_track_cli_end_to_end_with_ground_truth(ped_ckpt, walkers_video, tmp_pat
     assert set(np.unique(table.frame)) <= set(range(12, 61, 3))
     # the file is what motmetrics reads: same rows, 1-based corners
     df = mm.io.loadtxt(str(out), fmt="mot15-2D")
-    assert len(df) == len(table)
+    assert len(table) > 0 and len(df) == len(table)
     np.testing.assert_allclose(df[["X", "Y", "Width", "Height"]].to_numpy(), table.sorted().boxes, atol=0.01)
     assert 0 <= result["idf1"] <= 1 and result["mota"] <= 1
 

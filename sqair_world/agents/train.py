@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import tyro
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -48,7 +49,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 #: options that do not change what a run computes: a resumed run may give other values
-RUN_CONTROL = ("resume", "stop_at", "progress", "verbose", "device", "agent_device", "out")
+RUN_CONTROL = ("resume", "stop_at", "progress", "verbose", "device", "agent_device", "num_threads", "out")
 
 
 class Linear:
@@ -139,6 +140,8 @@ class TrainArgs:
     """Device of the SQAIR model ('auto', 'cpu', 'cuda')."""
     agent_device: str = "cpu"
     """Device of the agent's networks."""
+    num_threads: int | None = None
+    """Torch CPU threads (None: torch's default, all cores); 1 to run two jobs side by side on 2 cores."""
     progress: bool = True
     """Show a progress bar."""
     verbose: int = 0
@@ -318,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (0 done, 2 bad settings, env or checkpoint). ``--help`` exits with
     status 0, options tyro rejects with status 2 and its message."""
     args = tyro.cli(TrainArgs, args=argv, prog="python -m sqair_world.agents.train")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         trainer = Trainer(args, "python -m sqair_world.agents.train " + shlex.join(argv))

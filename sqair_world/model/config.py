@@ -107,6 +107,10 @@ class SQAIRConfig:
     grid_fg_threshold: float = 0.1
     """Frame-minus-background difference (max over channels, frames in [0, 1]) above which a pixel is foreground
     for those targets."""
+    grid_blob_sigma: tuple[float, float] = (1.5, 1.5)
+    """(y, x) std in pixels of the Gaussian that smooths the foreground into blobs for those targets; a blob centre
+    is a local maximum over about 3.4 sigma. About a third of an object's height and width: one peak per object
+    (Atari sprites of 4x7 px: 1.5; people of 10x29 px in a 64 px region: (6, 3))."""
 
     prop_prior_residual: bool = False
     """The propagation prior's where and what means are offsets from the object's own values at t-1, instead of
@@ -174,6 +178,8 @@ class SQAIRConfig:
                 f"grid_aux_weight must be >= 0 and grid_fg_threshold in (0, 1), got {self.grid_aux_weight} "
                 f"and {self.grid_fg_threshold}"
             )
+        if len(self.grid_blob_sigma) != 2 or min(self.grid_blob_sigma) <= 0:
+            problems.append(f"grid_blob_sigma needs two positive stds (y, x) in pixels, got {self.grid_blob_sigma}")
         if self.prop_prior not in ("gru", "markov"):
             problems.append(f"prop_prior must be 'gru' or 'markov', got {self.prop_prior!r}")
         if self.prop_prior == "markov" and self.n_hidden < 5:

@@ -35,6 +35,7 @@ Axes: B batch, K particles, R = B*K rows (row = b*K + k), M = G*G cells (row-maj
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -67,6 +68,8 @@ class GridOutput(NamedTuple):
     log_p: Tensor  #: [R]
     log_q_pres: Tensor  #: [R] the Bernoulli terms (VIMCO's score term)
     aux_loss: Tensor  #: [R] self-supervised loss of the frame (0 when off or not training)
+    cells: Tensor  #: [R, N] long: the cell that proposed each slot (meaningful where pres is 1)
+    raw_where: Tensor  #: [R, N, 4] the sampled grid where (sx, sy, ox, oy) before cell_where, 0 where absent
 
 
 def cell_centres(grid: int, device: torch.device | None = None) -> Tensor:
@@ -214,23 +217,32 @@ def continuity_loss(
     return CONTINUITY_WEIGHT * (alive * (bce + 10.0 * near * centre_err)).sum(-1)
 
 
-def foreground_targets(seen: Tensor, grid: int, threshold: float) -> tuple[Tensor, Tensor]:
+def _gaussian(sigma: float, like: Tensor) -> tuple[Tensor, int]:
+    """A normalised 1-D Gaussian of std ``sigma`` pixels over radius ``ceil(2 sigma)``, and that radius."""
+    r = math.ceil(2 * sigma)
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, device=like.device, dtype=like.dtype) / sigma) ** 2)
+    return k / k.sum(), r
+
+
+def foreground_targets(
+    seen: Tensor, grid: int, threshold: float, sigma: tuple[float, float] = (1.5, 1.5)
+) -> tuple[Tensor, Tensor]:
     """Self-supervised proposals from the frames (MOC's motion targets): ``seen [B, C, H, W]`` (frame minus
     background) -> per cell a presence target ``[B, M]`` (1. where a blob's centre falls) and the centre offset
     ``[B, M, 2]`` of that blob from the cell centre, in cells (in [-0.5, 0.5]).
 
     Blobs: pixels differing from the background by more than ``threshold`` in some channel, smoothed by a
-    Gaussian of 1.5 px; a blob centre is a local maximum over 5 x 5 pixels holding at least a quarter of the
-    smoothed mass (so isolated noise pixels make none).
+    Gaussian of ``sigma`` (y, x) pixels; a blob centre is a local maximum over about 3.4 sigma (5 x 5 pixels at
+    1.5) holding at least a quarter of the smoothed mass (so isolated noise pixels make none).
     """
     B, _, H, W = seen.shape
     fg = foreground_mask(seen, threshold).unsqueeze(1)  # [B, 1, H, W]
-    k = torch.exp(-0.5 * (torch.arange(-3, 4, device=seen.device, dtype=fg.dtype) / 1.5) ** 2)
-    k = k / k.sum()
-    dens = F.conv2d(F.conv2d(fg, k.view(1, 1, 1, 7), padding=(0, 3)), k.view(1, 1, 7, 1), padding=(3, 0))
+    (ky, ry), (kx, rx) = (_gaussian(s, fg) for s in sigma)
+    dens = F.conv2d(F.conv2d(fg, kx.view(1, 1, 1, -1), padding=(0, rx)), ky.view(1, 1, -1, 1), padding=(ry, 0))
     # a tiny ramp breaks ties between equal neighbours (symmetric blobs of even size)
     dens = dens + 1e-6 * torch.arange(H * W, device=seen.device, dtype=fg.dtype).view(1, 1, H, W) / (H * W)
-    peak = (dens == F.max_pool2d(dens, 5, 1, 2)) & (dens > 0.25)
+    wy, wx = (int(1.7 * s) for s in sigma)  # half-windows of the local maximum
+    peak = (dens == F.max_pool2d(dens, (2 * wy + 1, 2 * wx + 1), 1, (wy, wx))) & (dens > 0.25)
     b, _, py, px = peak.nonzero(as_tuple=True)
     fx, fy = px.to(fg.dtype) / (W - 1), py.to(fg.dtype) / (H - 1)  # centre fractions (align_corners convention)
     cx, cy = (fx * grid).long().clamp(max=grid - 1), (fy * grid).long().clamp(max=grid - 1)
@@ -334,7 +346,9 @@ class GridDiscovery(nn.Module):
             bce = F.binary_cross_entropy_with_logits(raw_logit, target, reduction="none")
             centre_err = (torch.tanh(loc[..., 2:]) - offset).pow(2).sum(-1)
             aux = (open_cell * bce).sum(-1) + 10.0 * (target * centre_err).sum(-1)
-        return GridOutput(what * keep, where * keep, pres, log_q_cont + log_q_pres, log_p, log_q_pres, aux)
+        return GridOutput(
+            what * keep, where * keep, pres, log_q_cont + log_q_pres, log_p, log_q_pres, aux, sel, raw * keep
+        )
 
     @torch.no_grad()
     def sample_prior(self, t_positive: Tensor, free: Tensor) -> Slots:

@@ -105,7 +105,12 @@ SPRITE_WORLD_MODEL = {
 # border for the first 700 steps), and boxes are capped at 0.3 x 0.75 of the region: uncapped, the model painted
 # several people with one glimpse half the region wide and blurred them (as on Atari; docs/pedestrians.md). Batch 16:
 # twice the steps of 32 in the CPU budget. The frames are black where nothing moves, so the reference's masked mean
-# image (background="masked") fits as it is.
+# image (background="masked") fits as it is. Discovery is the grid of the Atari model (issue #18), 8x8 cells of 8 px:
+# with the paper's sequential discovery every slot stayed on (counting 0.07 on held-out walkers after 60 minutes;
+# docs/pedestrians.md, History). Its self-supervised blob targets smooth the foreground by 6 x 3 px, a third of a
+# person, so that each person makes one peak (0.81 of held-out walker frames get the right count from the blobs
+# alone); cells start mostly off (presence logit -2, as on Atari), and the propagation prior is centred on the last
+# where and what (prop_prior_residual, as on Atari).
 PEDESTRIAN_MODEL = dict(
     image_shape=(3, 64, 64),
     max_objects=3,
@@ -114,6 +119,12 @@ PEDESTRIAN_MODEL = dict(
     where_prior_bias=(-1.7, -0.2, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0),
     disc_where_bias=(-1.7, -0.2, 0.0, 0.0),
     max_scale=(0.3, 0.75),
+    discovery="grid",
+    grid_size=8,
+    grid_aux_weight=20.0,
+    grid_blob_sigma=(6.0, 3.0),
+    disc_step_bias=-2.0,
+    prop_prior_residual=True,
 )
 
 EXPERIMENTS: dict[str, Experiment] = {
