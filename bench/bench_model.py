@@ -1,6 +1,6 @@
 """Training-iteration speed of the models at the paper's setting, against this machine's matmul floor.
 
-    python bench/bench_model.py [--models mlp-sqair mlp-air ...] [--iters 5] [--threads 2]
+    python bench/bench_model.py [--models mlp-sqair mlp-sqair-grid mlp-air ...] [--iters 5] [--threads 2]
                                 [--modes eager eager-dense compile compile-bf16 ...] [--workloads init trained]
 
 Prints, per model, workload and mode, ``BENCH <model>[_trained]_train_iter_seconds_<mode>``, the FLOPs that mode
@@ -13,6 +13,9 @@ Workloads (batch 32, K 5, T 10, 50x50):
 
 - ``init``: a freshly initialised model on uniform-noise frames, where nearly every slot is taken (the
   workload of earlier sessions' figures);
+- ``mnist``: a freshly initialised model on moving-MNIST sequences of the embedded digits (0-2 per sequence): the
+  workload of a run's first steps, where grid and sequential discovery differ (``mlp-sqair-grid`` is MLP-SQAIR
+  with the grid discovery of ``mnist-mlp-sqair-grid``);
 - ``trained`` (MLP-SQAIR only): the shipped moving-MNIST checkpoint on moving-MNIST sequences of the embedded
   digits, 0-2 digits per sequence: the workload of a training run past its first minutes.
 
@@ -56,6 +59,7 @@ from sqair_world.speed import (
     reduced_precision_matmul,
 )
 from sqair_world.training.checkpoints import load_model
+from sqair_world.training.experiments import MNIST_GRID_MODEL
 from sqair_world.utils import frames_to_input
 
 try:  # optional (the [bench] extra): the side-by-side Pyro AIR
@@ -67,7 +71,9 @@ else:
 
 MODES = ("eager", "eager-dense", "autocast", "compile", "compile-autocast", "compile-bf16")
 BF16_MODES = ("autocast", "compile-autocast", "compile-bf16")  # need native bfloat16 on the CPU
-WORKLOADS = ("init", "trained")
+WORKLOADS = ("init", "mnist", "trained")
+# the registry's models, and variants of them by configuration: (registry name, config overrides)
+BENCH_MODELS = {**{name: (name, {}) for name in MODEL_NAMES}, "mlp-sqair-grid": ("mlp-sqair", MNIST_GRID_MODEL)}
 TRAINED = Path(__file__).resolve().parents[1] / "sqair_world" / "checkpoints" / "moving_mnist.pt"
 
 
@@ -118,8 +124,9 @@ def time_training(
             if workload == "trained":
                 model, x = load_model(TRAINED), moving_mnist_batch(T, B)
             else:
-                model = build_model(name)
-                x = torch.rand(T, B, *model.cfg.image_shape)
+                base, overrides = BENCH_MODELS[name]
+                model = build_model(base, **overrides)
+                x = moving_mnist_batch(T, B) if workload == "mnist" else torch.rand(T, B, *model.cfg.image_shape)
             model, x = model.to(device), x.to(device)
             opt = torch.optim.Adam(model.parameters(), 1e-5)
             fc = FlopCounterMode(display=False)
@@ -141,7 +148,7 @@ def time_training(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    p.add_argument("--models", nargs="+", default=list(BENCH_MODELS), choices=list(BENCH_MODELS))
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
@@ -157,7 +164,7 @@ def main() -> None:
         for workload in args.workloads:
             if workload == "trained" and name != "mlp-sqair":
                 continue  # the only model with a shipped moving-MNIST checkpoint
-            key = name.replace("-", "_") + ("_trained" if workload == "trained" else "") + ("_cuda" if on_cuda else "")
+            key = name.replace("-", "_") + ("" if workload == "init" else f"_{workload}") + ("_cuda" if on_cuda else "")
             for mode in args.modes:
                 if mode in BF16_MODES and not on_cuda and not cpu_has_native_bf16():
                     print(f"# mode {mode} skipped: this CPU has no native bfloat16 (speed.cpu_has_native_bf16)")

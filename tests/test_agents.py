@@ -325,6 +325,9 @@ def test_train_cli_refuses_bad_options(capsys):
     with pytest.raises(SystemExit):
         train_main(["--algo", "a2c", "--batch-size", "64"])
     assert "batch_size does not apply to a2c" in _plain(capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        train_main(["--num-threads", "0"])
+    assert "num_threads must be >= 1" in _plain(capsys.readouterr().err)
     assert train_main(["--env", "SQAIR-Wrapped/Breakout", "--out", "unused"]) == 2
     assert "unknown game in 'SQAIR-Wrapped/Breakout'" in capsys.readouterr().err
     assert train_main(["--env", "MovingMNIST", "--obs", "pixels", "--out", "unused"]) == 2

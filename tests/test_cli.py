@@ -149,6 +149,7 @@ def test_help_lists_the_experiments_and_documents_the_fields(capsys):
     "argv, message",
     [
         (["--batch-size", "0"], "batch_size must be >= 1, got 0"),
+        (["--num-threads", "0"], "num_threads must be >= 1 or unset"),
         (["mnist-conv-sqair", "--model.n-hidden", "0"], "n_hidden must be >= 1, got 0"),
         (["--steps", "two"], "Error parsing --steps"),
         (["--model-set", "n_hidden=16"], "Unrecognized options: --model-set"),  # the argparse era's option

@@ -194,6 +194,20 @@ def test_foreground_targets_blob_sigma_gives_one_cell_per_tall_person():
     assert target.sum() == 2 and target[0, 3 * 8 + 2] == 1 and target[0, 5 * 8 + 6] == 1
 
 
+def test_foreground_targets_min_mass_lets_thin_strokes_make_a_blob():
+    """A thin digit (a "1": one 2-px stroke, 20 px tall) holds too little smoothed mass for the default 0.25 and
+    makes one target at the MNIST grid's 0.05 (experiments.MNIST_GRID_MODEL); the noise pixel still makes none."""
+    seen = torch.zeros(1, 1, 50, 50)
+    seen[0, 0, 12:32, 20:22] = 1.0  # centred at (20.5, 21.5) px (x, y): cell (y 2, x 2) of 10-px cells
+    seen[0, 0, 45, 45] = 1.0
+    default, _ = foreground_targets(seen, 5, 0.1, (4.0, 4.0))
+    thin, _ = foreground_targets(seen, 5, 0.1, (4.0, 4.0), min_mass=0.05)
+    assert default.sum() == 0
+    assert thin.sum() == 1 and thin[0, 2 * 5 + 2] == 1
+    with pytest.raises(ValueError, match="grid_blob_min_mass is a fraction in"):
+        SQAIRConfig(grid_blob_min_mass=0.0)
+
+
 def test_grid_learns_to_find_the_sprites_of_the_sprite_world():
     """A short run (120 steps, batch 16, T 3) finds every sprite of held-out sequences: recall above 0.9."""
     torch.manual_seed(0)

@@ -167,6 +167,8 @@ class TrainArgs:
                 raise ValueError(f"{name} does not apply to {self.algo} (it takes {sorted(DEFAULTS[self.algo])})")
         if self.stop_at is not None and self.stop_at < 1:
             raise ValueError(f"stop_at must be >= 1 (agent steps) or unset, got {self.stop_at}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or unset (torch's default), got {self.num_threads}")
         if self.learning_starts < 0:
             raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
 
@@ -321,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (0 done, 2 bad settings, env or checkpoint). ``--help`` exits with
     status 0, options tyro rejects with status 2 and its message."""
     args = tyro.cli(TrainArgs, args=argv, prog="python -m sqair_world.agents.train")
-    if args.num_threads:
+    if args.num_threads is not None:
         torch.set_num_threads(args.num_threads)
     try:
         argv = sys.argv[1:] if argv is None else list(argv)

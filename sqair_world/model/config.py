@@ -111,6 +111,9 @@ class SQAIRConfig:
     """(y, x) std in pixels of the Gaussian that smooths the foreground into blobs for those targets; a blob centre
     is a local maximum over about 3.4 sigma. About a third of an object's height and width: one peak per object
     (Atari sprites of 4x7 px: 1.5; people of 10x29 px in a 64 px region: (6, 3))."""
+    grid_blob_min_mass: float = 0.25
+    """Smoothed foreground fraction a blob centre must hold (isolated noise pixels make none). Solid sprites and
+    silhouettes fill their blob; MNIST's thin strokes fill about a fifth of their box and need less."""
 
     prop_prior_residual: bool = False
     """The propagation prior's where and what means are offsets from the object's own values at t-1, instead of
@@ -180,6 +183,8 @@ class SQAIRConfig:
             )
         if len(self.grid_blob_sigma) != 2 or min(self.grid_blob_sigma) <= 0:
             problems.append(f"grid_blob_sigma needs two positive stds (y, x) in pixels, got {self.grid_blob_sigma}")
+        if not 0 < self.grid_blob_min_mass < 1:
+            problems.append(f"grid_blob_min_mass is a fraction in (0, 1), got {self.grid_blob_min_mass}")
         if self.prop_prior not in ("gru", "markov"):
             problems.append(f"prop_prior must be 'gru' or 'markov', got {self.prop_prior!r}")
         if self.prop_prior == "markov" and self.n_hidden < 5:

@@ -225,7 +225,7 @@ def _gaussian(sigma: float, like: Tensor) -> tuple[Tensor, int]:
 
 
 def foreground_targets(
-    seen: Tensor, grid: int, threshold: float, sigma: tuple[float, float] = (1.5, 1.5)
+    seen: Tensor, grid: int, threshold: float, sigma: tuple[float, float] = (1.5, 1.5), min_mass: float = 0.25
 ) -> tuple[Tensor, Tensor]:
     """Self-supervised proposals from the frames (MOC's motion targets): ``seen [B, C, H, W]`` (frame minus
     background) -> per cell a presence target ``[B, M]`` (1. where a blob's centre falls) and the centre offset
@@ -233,7 +233,7 @@ def foreground_targets(
 
     Blobs: pixels differing from the background by more than ``threshold`` in some channel, smoothed by a
     Gaussian of ``sigma`` (y, x) pixels; a blob centre is a local maximum over about 3.4 sigma (5 x 5 pixels at
-    1.5) holding at least a quarter of the smoothed mass (so isolated noise pixels make none).
+    1.5) holding at least ``min_mass`` of the smoothed mass (so isolated noise pixels make none).
     """
     B, _, H, W = seen.shape
     fg = foreground_mask(seen, threshold).unsqueeze(1)  # [B, 1, H, W]
@@ -242,7 +242,7 @@ def foreground_targets(
     # a tiny ramp breaks ties between equal neighbours (symmetric blobs of even size)
     dens = dens + 1e-6 * torch.arange(H * W, device=seen.device, dtype=fg.dtype).view(1, 1, H, W) / (H * W)
     wy, wx = (int(1.7 * s) for s in sigma)  # half-windows of the local maximum
-    peak = (dens == F.max_pool2d(dens, (2 * wy + 1, 2 * wx + 1), 1, (wy, wx))) & (dens > 0.25)
+    peak = (dens == F.max_pool2d(dens, (2 * wy + 1, 2 * wx + 1), 1, (wy, wx))) & (dens > min_mass)
     b, _, py, px = peak.nonzero(as_tuple=True)
     fx, fy = px.to(fg.dtype) / (W - 1), py.to(fg.dtype) / (H - 1)  # centre fractions (align_corners convention)
     cx, cy = (fx * grid).long().clamp(max=grid - 1), (fy * grid).long().clamp(max=grid - 1)

@@ -225,7 +225,9 @@ class SQAIR(nn.Module):
         zero = feats.new_zeros(R)
         blobs = None  # the self-supervised targets (model.grid), once per frame for discovery and propagation
         if self.grid and cfg.grid_aux_weight > 0 and torch.is_grad_enabled():
-            blobs = foreground_targets(seen, cfg.grid_size, cfg.grid_fg_threshold, cfg.grid_blob_sigma)
+            blobs = foreground_targets(
+                seen, cfg.grid_size, cfg.grid_fg_threshold, cfg.grid_blob_sigma, cfg.grid_blob_min_mass
+            )
         if self.propagation is not None and not first:
             prop = self.propagation(seen, state.z, state.h_temporal, state.h_prior, sample, action, blobs)
             prop_z = Slots(prop.what, prop.where, prop.pres, torch.where(prop.pres > 0, state.z.id, -1))

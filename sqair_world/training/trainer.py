@@ -144,6 +144,8 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or unset (torch's default), got {self.num_threads}")
         if not 0.0 < self.lr_stage_decay <= 1.0:
             raise ValueError(f"lr_stage_decay must be in (0, 1], got {self.lr_stage_decay}")
         if self.curriculum_start > self.curriculum_max:
@@ -256,7 +258,7 @@ class Trainer:
     ) -> None:
         self.dist, self.device = init_distributed(cfg.device)
         self.cfg = cfg.resolved(self.device)
-        if self.cfg.num_threads:
+        if self.cfg.num_threads is not None:
             torch.set_num_threads(self.cfg.num_threads)
         flush_denormals()  # masked presence logits make denormals that slow MKL's matmuls (speed.py)
         if self.cfg.autocast:
