@@ -309,3 +309,24 @@ def test_objects_parked_at_the_border_leave_with_exit_margin(tiny_sqair):
     assert 0 not in ids[0.05] and {1, 2, 3} <= ids[0.05]  # it left; discovery filled the slot with a new id
     with pytest.raises(ValueError, match="exit_margin"):
         SQAIRConfig(exit_margin=0.5)
+
+
+def test_a_second_track_on_an_older_tracks_object_is_dropped_with_prop_merge_distance(tiny_sqair):
+    # presence forced on: only the merge rule can drop a track (SQAIRConfig.prop_merge_distance)
+    ids = {}
+    for distance in (0.0, 0.2):
+        model = tiny_sqair(disc_step_bias=30.0, prop_step_bias=30.0, prop_merge_distance=distance)
+        x = torch.rand(2, 1, 1, 24, 24)
+        state = model.online_step(None, x[0]).state
+        assert state.z.id.tolist() == [[0, 1, 2]]
+        where = state.z.where.clone()
+        where[0, 0, 2:] = where[0, 1, 2:] = -1.0  # tracks 0 and 1 on one object (centre at 0.12 of the side)
+        where[0, 2, 2:] = 1.0  # track 2 far from both (0.88)
+        state = state._replace(z=state.z._replace(where=where))
+        out = model.online_step(state, x[1])
+        ids[distance] = set(out.state.z.id[0].tolist())
+        assert torch.isfinite(out.log_q).all() and torch.isfinite(out.log_p).all()  # the dropped track: a valid q
+    assert {0, 1, 2} <= ids[0.0]  # reference behaviour: both tracks stay
+    assert {0, 2} <= ids[0.2] and 1 not in ids[0.2]  # the younger one is dropped; discovery may fill its slot
+    with pytest.raises(ValueError, match="prop_merge_distance"):
+        SQAIRConfig(prop_merge_distance=1.0)

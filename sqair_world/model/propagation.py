@@ -40,7 +40,7 @@ from sqair_world.model.nn import (
     softplus_std,
 )
 from sqair_world.model.priors import PropagationPrior
-from sqair_world.model.spatial import cap_scale, centre_inside, row_glimpses
+from sqair_world.model.spatial import cap_scale, centre_inside, row_glimpses, where_to_box
 from sqair_world.model.subsets import ObjectSubset, RowSubset
 from sqair_world.model.types import Slots
 
@@ -95,6 +95,15 @@ class Propagation(nn.Module):
         ``[R or A, M, D]``."""
         g = row_glimpses(image, where, K, self.cfg.glimpse_size, rows)  # [R or A, M, C, h, w]
         return self.glimpse_encoder(g * mask.view(*mask.shape[:2], 1, *self.cfg.glimpse_size))
+
+    def _merged(self, where: Tensor, earlier_where: list[Tensor], earlier_pres: list[Tensor]) -> Tensor:
+        """1. where the box centre of ``where [A, 4]`` lies within ``prop_merge_distance`` of a present object of
+        the earlier slots (``[A, 4]`` and ``[A]`` each), else 0.: ``[A]``."""
+        with torch.no_grad():
+            centre = where_to_box(where)[:, :2]
+            others = where_to_box(torch.stack(earlier_where, 1))[..., :2]  # [A, i, 2]
+            near = (others - centre.unsqueeze(1)).norm(dim=-1) < self.cfg.prop_merge_distance
+            return (near & (torch.stack(earlier_pres, 1) > 0)).any(1).to(where.dtype)
 
     def forward(
         self,
@@ -188,6 +197,10 @@ class Propagation(nn.Module):
             # presence: uses the *old* temporal state (reference §2.4 step 5); an object parked at the border
             # has left the frame and is masked like an absent one (SQAIRConfig.exit_margin)
             alive = pres_p * centre_inside(where.detach(), cfg.exit_margin) if cfg.exit_margin > 0 else pres_p
+            if cfg.prop_merge_distance > 0 and steps:  # a second track on an older track's object (config)
+                alive = alive * (
+                    1 - self._merged(where, [take(step[1]) for step in steps], [take(step[2]) for step in steps])
+                )
             raw_logit = self.pres_predictor(torch.cat([h_rel_a, h_t, what], -1))
             logit = mask_logit(raw_logit, alive, cfg.mask_logit)
             if probes.active():

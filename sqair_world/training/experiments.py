@@ -63,6 +63,10 @@ class Experiment:
 # the reference's softplus(-1) (13 px: sampled boxes missed their 4-px sprites and propagation died within 400 steps),
 # and the propagation prior is centred on the object's last where and what (prop_prior_residual). The pretraining CLI
 # sets num_actions to the game's action count (PretrainArgs.actions): the prior then knows the joystick (issue #22).
+# Two tracks that converge on one sprite are merged, the younger dropped (prop_merge_distance 0.025 of the side, 2 px):
+# such doubles were most over-counts of the shipped models, and the rule alone, applied to them unchanged, raised
+# count accuracy from 0.72 / 0.75 to 0.75 / 0.85 and precision from 0.96 / 0.93 to 0.99 / 1.00 (Pac-Man / Ms. Pac-Man,
+# docs/atari.md).
 ATARI_MODEL = dict(
     image_shape=(3, 84, 84),
     max_objects=8,
@@ -85,6 +89,7 @@ ATARI_MODEL = dict(
     prop_where_std_shift=-4.0,
     prop_prior_residual=True,
     exit_margin=0.02,
+    prop_merge_distance=0.025,
     k_particles=3,
 )
 
