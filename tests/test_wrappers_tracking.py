@@ -90,3 +90,52 @@ def test_shipped_checkpoint_tracks_identities():
     assert scores.idf1 > 0.55 and scores.mota > 0.3 and scores.num_switches <= 40, scores
     strict = tracking_scores(*TrackRollout(*(a[:, :5] for a in roll)), match="iou")  # tight IoU is much stricter
     assert strict.idf1 < scores.idf1
+
+
+def test_reidentifier_gives_a_lost_track_its_identity_back_by_appearance():
+    from sqair_world.envs.reid import ReIdentifier
+
+    a, b, far = [0.0, 0.0], [3.0, 0.0], [0.0, 50.0]
+    reid = ReIdentifier(num_envs=2, num_slots=3, what_dim=2, window=5, max_distance=1.0)
+    step = lambda ids, what: reid(np.array(ids), np.array(what, dtype=float)).tolist()
+    # env 0 sees tracks 0 (looks like a) and 1 (b); env 1 sees track 0 (b)
+    assert step([[0, 1, -1], [0, -1, -1]], [[a, b, a], [b, a, a]]) == [[0, 1, -1], [0, -1, -1]]
+    # env 0 loses both; env 1 loses its track
+    assert step([[-1, -1, -1], [-1, -1, -1]], [[a, a, a], [a, a, a]]) == [[-1] * 3] * 2
+    # new model tracks 2 (looks like b) and 3 (like a) in env 0 take 1 and 0 back, one to one; env 1's new track
+    # looks like nothing it lost and gets a fresh id
+    assert step([[2, 3, -1], [1, -1, -1]], [[b, a, a], [far, a, a]]) == [[1, 0, -1], [1, -1, -1]]
+    # a track lost longer than the window is forgotten
+    reid = ReIdentifier(num_envs=1, num_slots=2, what_dim=2, window=2, max_distance=1.0)
+    assert step([[0, -1]], [[a, a]]) == [[0, -1]]
+    for _ in range(3):
+        assert step([[-1, -1]], [[a, a]]) == [[-1, -1]]
+    assert step([[1, -1]], [[a, a]]) == [[1, -1]]  # fresh: no id is ever shown twice at once or revived late
+    reid.reset_rows(np.array([True]))
+    assert step([[5, -1]], [[a, a]]) == [[0, -1]]  # a reset env starts again at 0
+    with pytest.raises(ValueError, match="window must be >= 0 steps and max_distance > 0"):
+        ReIdentifier(1, 2, 2, window=-1, max_distance=1.0)
+
+
+def test_wrapper_shows_reidentified_ids_in_stable_slots(tiny_sqair, tmp_path):
+    """With the checkpoint's ``track_reid_steps`` on, the observation's ids are the re-identifier's and imagined
+    slots are named the same way; with no lost track they equal the model's."""
+    from sqair_world.training.checkpoints import save_model
+
+    obs_ids = {}
+    for steps in (0, 50):
+        path = tmp_path / f"reid{steps}.pt"
+        save_model(path, tiny_sqair(image_shape=(1, 50, 50), glimpse_size=(20, 20), n_what=8, track_reid_steps=steps))
+        env = gym.make("SQAIR-Wrapped/MovingMNIST", checkpoint=str(path))
+        obs, _ = env.reset(seed=0)
+        ids = [obs["id"]]
+        for _ in range(6):
+            ids.append(env.step(env.action_space.sample())[0]["id"])
+        obs_ids[steps] = np.stack(ids)
+        encoder = env.get_wrapper_attr("encoder")
+        assert (encoder.reid is None) == (steps == 0)
+        imagined = env.get_wrapper_attr("imagine")(2, 2)["id"]  # [H, S, N]
+        shown = set(obs_ids[steps][-1][obs_ids[steps][-1] >= 0].tolist())
+        assert set(imagined[imagined >= 0].tolist()) <= shown
+    # the untrained model keeps its tracks on these frames: nothing is lost, so nothing is renamed
+    np.testing.assert_array_equal(obs_ids[0], obs_ids[50])

@@ -7,7 +7,9 @@ Observation (a ``Dict`` space, N slots, D = size of z_what):
 - ``where`` float32 ``[N, 4]``: (x_centre, y_centre, width, height) of the object's box as fractions of the
   image width and height, in [0, 1] (x to the right, y down); zeros for empty slots;
 - ``what``  float32 ``[N, D]``: the appearance code; zeros for empty slots;
-- ``id``    int64 ``[N]``: track identity, stable while the object is tracked; -1 for empty slots;
+- ``id``    int64 ``[N]``: track identity, stable while the object is tracked, and given back to a track lost and
+  found again when the checkpoint asks for it (``SQAIRConfig.track_reid_steps``, :mod:`sqair_world.envs.reid`);
+  -1 for empty slots;
 - ``frame`` uint8 ``[H, W, C]`` (optional): the frame the model saw;
 - ``imagined`` float32 ``[H_im, N, 5]`` (optional): mean over samples of (pres, where) imagined H_im steps ahead.
 
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sqair_world.envs.reid import ReIdentifier
 from sqair_world.evaluation.draw import draw_frame
 from sqair_world.model.spatial import where_to_box
 from sqair_world.model.types import Slots, StepOutput, TrackState
@@ -200,6 +203,7 @@ class SlotEncoder:
         self.imagine_horizon, self.imagine_samples = imagine_horizon, imagine_samples
         self.state: TrackState
         self.slot_ids = np.full((num_envs, max_objects), -1)  # the track each output slot holds (stable_slots)
+        self.reid: ReIdentifier | None = None  # the checkpoint's re-identification of lost tracks (envs.reid)
         self.reset()
         self.last: StepOutput | None = None
         self.rng = np.random.default_rng()
@@ -267,11 +271,18 @@ class SlotEncoder:
             with inference(self.threads, self.device):
                 self.state = self.model.reset_rows(self.state, done_t)
             self.slot_ids[np.asarray(done, bool)] = -1
+            if self.reid is not None:
+                self.reid.reset_rows(np.asarray(done, bool))
 
     def reset(self) -> None:
+        cfg = self.model.cfg
         with inference(self.threads, self.device):
             self.state = self.model.initial_state(self.num_envs, self.device)
-        self.slot_ids = np.full((self.num_envs, self.model.cfg.max_objects), -1)
+        self.slot_ids = np.full((self.num_envs, cfg.max_objects), -1)
+        if getattr(cfg, "track_reid_steps", 0) > 0:
+            self.reid = ReIdentifier(
+                self.num_envs, cfg.max_objects, cfg.n_what, cfg.track_reid_steps, cfg.track_reid_distance
+            )
 
     def encode(self, frames: np.ndarray, rows: np.ndarray | None = None, actions: Any = None) -> dict[str, np.ndarray]:
         """Track one frame per row (``rows`` a subset of the envs, default all) -> batched observation dict.
@@ -292,9 +303,12 @@ class SlotEncoder:
         self.last = out
         z = out.state.z
         ids = torch.where(z.pres > 0, z.id, -1).cpu().numpy()
+        if self.reid is not None:  # the identities shown: lost tracks re-identified
+            ids = self.reid(ids, z.what.float().cpu().numpy(), rows)
         sel = slice(None) if rows is None else np.asarray(rows)
         src, self.slot_ids[sel] = stable_slots(self.slot_ids[sel], ids)
         obs = self.slots_to_numpy(z, src)
+        obs["id"] = self.slot_ids[sel][:, : self.num_slots].copy()  # the shown ids, in their stable slots
         obs["bound"] = (out.log_lik + out.log_p - out.log_q).cpu().numpy()
         if self.imagine_horizon > 0:
             im = self._imagine(out.state, self.imagine_horizon, self.imagine_samples, False)
@@ -327,9 +341,9 @@ class SlotEncoder:
         self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None
     ) -> dict[str, np.ndarray]:
         """Predicted slots ``[E, H, S, N, ...]`` (and frames ``[E, H, S, H_img, W_img, C]`` uint8) from the current
-        state, in the model's slot order (``id`` names the tracks), all envs in one batched call. ``actions``
-        ``[E, H]`` or ``[E, H, S]``: the actions to roll out (action-conditioned checkpoints; None samples them
-        uniformly)."""
+        state, in the model's slot order (``id`` names the tracks as the observations do), all envs in one batched
+        call. ``actions`` ``[E, H]`` or ``[E, H, S]``: the actions to roll out (action-conditioned checkpoints; None
+        samples them uniformly)."""
         if horizon < 1 or num_samples < 1:
             raise ValueError(f"horizon and num_samples must be >= 1, got {horizon} and {num_samples}")
         acts = self.imagined_actions(actions, horizon, num_samples)
@@ -345,6 +359,8 @@ class SlotEncoder:
         arrays = self.slots_to_numpy(flat)
         lead = z.pres.shape[:3]
         out = {k: v.reshape(*lead, *v.shape[1:]) for k, v in arrays.items()}
+        if self.reid is not None:  # the tracks' shown identities
+            out["id"] = self.reid.show(out["id"])
         if render:
             frames = im.frames.transpose(0, 1).clamp(0, 1).mul(255).round().to(torch.uint8)  # [E, H, S, C, h, w]
             out["frames"] = frames.permute(0, 1, 2, 4, 5, 3).cpu().numpy()
@@ -467,5 +483,7 @@ class SQAIRObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         z = self.encoder.state.z
         H, W = self._frame.shape[:2]
         boxes = box_to_pixels(where_to_box(z.where[0]), H, W).cpu().numpy()
-        ids = torch.where(z.pres[0] > 0, z.id[0], -1).cpu().numpy()
-        return draw_frame(self._frame, boxes, ids, scale)
+        ids = torch.where(z.pres > 0, z.id, -1).cpu().numpy()
+        if self.encoder.reid is not None:  # coloured by the shown identity
+            ids = self.encoder.reid.show(ids)
+        return draw_frame(self._frame, boxes, ids[0], scale)

@@ -85,6 +85,12 @@ class SQAIRConfig:
     log p(pres = 0)). Atari sprites never share a place except stacked in the ghost house, which the screen
     shows as one blob, and two tracks that converge on one sprite count it twice. 0: off (reference; moving-MNIST
     digits cross each other)."""
+    track_reid_steps: int = 0
+    """For the online tracker of the envs (``envs.reid``), not the model: a track that ended is remembered this
+    many agent steps, and a new track that looks like it (appearance codes nearer than ``track_reid_distance``)
+    takes its identity back. 0: off, the shown identities are the model's."""
+    track_reid_distance: float = 8.0
+    """Largest Euclidean distance between the z_what of a lost track and a new one it re-identifies."""
     min_std: float = 0.01
     """Floor added to every softplus std."""
     mask_logit: float = 88.0
@@ -170,6 +176,11 @@ class SQAIRConfig:
         if not 0 <= self.prop_merge_distance < 1:
             problems.append(
                 f"prop_merge_distance is a fraction of the image side in [0, 1), got {self.prop_merge_distance}"
+            )
+        if self.track_reid_steps < 0 or self.track_reid_distance <= 0:
+            problems.append(
+                f"track_reid_steps must be >= 0 and track_reid_distance > 0, got {self.track_reid_steps} and "
+                f"{self.track_reid_distance}"
             )
         if not 0 <= self.exit_margin < 0.5:
             problems.append(f"exit_margin is a fraction of the image side in [0, 0.5), got {self.exit_margin}")
