@@ -293,18 +293,25 @@ def test_full_background_shows_everywhere_and_masked_only_under_objects(tiny_sqa
         assert torch.allclose(canvas, expected, atol=1e-6), mode
 
 
+def _ids_after_moving(model, shifts: dict[int, float]):
+    """Three objects found on a noise frame (presence forced on by the model's biases), the box centres of the slots
+    in ``shifts`` moved to that shift logit, one more step: (the ids present after it, that step's output)."""
+    x = torch.rand(2, 1, 1, 24, 24)
+    state = model.online_step(None, x[0]).state
+    assert state.z.id.tolist() == [[0, 1, 2]]
+    where = state.z.where.clone()
+    for slot, shift in shifts.items():
+        where[0, slot, 2:] = shift
+    out = model.online_step(state._replace(z=state.z._replace(where=where)), x[1])
+    return set(out.state.z.id[0].tolist()), out
+
+
 def test_objects_parked_at_the_border_leave_with_exit_margin(tiny_sqair):
     # presence forced on: the only way out is the exit margin (SQAIRConfig.exit_margin)
     ids = {}
     for margin in (0.0, 0.05):
         model = tiny_sqair(disc_step_bias=30.0, prop_step_bias=30.0, exit_margin=margin)
-        x = torch.rand(2, 1, 1, 24, 24)
-        state = model.online_step(None, x[0]).state
-        assert state.z.id.tolist() == [[0, 1, 2]]
-        where = state.z.where.clone()
-        where[0, 0, 2:] = 6.0  # box centre tanh(6) ~ 1: parked in the bottom-right corner
-        state = state._replace(z=state.z._replace(where=where))
-        ids[margin] = set(model.online_step(state, x[1]).state.z.id[0].tolist())
+        ids[margin], _ = _ids_after_moving(model, {0: 6.0})  # centre tanh(6) ~ 1: parked in the bottom-right corner
     assert 0 in ids[0.0]  # reference behaviour: the parked object stays
     assert 0 not in ids[0.05] and {1, 2, 3} <= ids[0.05]  # it left; discovery filled the slot with a new id
     with pytest.raises(ValueError, match="exit_margin"):
@@ -316,15 +323,8 @@ def test_a_second_track_on_an_older_tracks_object_is_dropped_with_prop_merge_dis
     ids = {}
     for distance in (0.0, 0.2):
         model = tiny_sqair(disc_step_bias=30.0, prop_step_bias=30.0, prop_merge_distance=distance)
-        x = torch.rand(2, 1, 1, 24, 24)
-        state = model.online_step(None, x[0]).state
-        assert state.z.id.tolist() == [[0, 1, 2]]
-        where = state.z.where.clone()
-        where[0, 0, 2:] = where[0, 1, 2:] = -1.0  # tracks 0 and 1 on one object (centre at 0.12 of the side)
-        where[0, 2, 2:] = 1.0  # track 2 far from both (0.88)
-        state = state._replace(z=state.z._replace(where=where))
-        out = model.online_step(state, x[1])
-        ids[distance] = set(out.state.z.id[0].tolist())
+        # tracks 0 and 1 on one object (centre at 0.12 of the side), track 2 far from both (0.88)
+        ids[distance], out = _ids_after_moving(model, {0: -1.0, 1: -1.0, 2: 1.0})
         assert torch.isfinite(out.log_q).all() and torch.isfinite(out.log_p).all()  # the dropped track: a valid q
     assert {0, 1, 2} <= ids[0.0]  # reference behaviour: both tracks stay
     assert {0, 2} <= ids[0.2] and 1 not in ids[0.2]  # the younger one is dropped; discovery may fill its slot
