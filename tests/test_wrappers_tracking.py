@@ -113,8 +113,24 @@ def test_reidentifier_gives_a_lost_track_its_identity_back_by_appearance():
     assert step([[1, -1]], [[a, a]]) == [[1, -1]]  # fresh: no id is ever shown twice at once or revived late
     reid.reset_rows(np.array([True]))
     assert step([[5, -1]], [[a, a]]) == [[0, -1]]  # a reset env starts again at 0
-    with pytest.raises(ValueError, match="window must be >= 0 steps and max_distance > 0"):
+    with pytest.raises(ValueError, match="window must be >= 0 steps, max_distance > 0"):
         ReIdentifier(1, 2, 2, window=-1, max_distance=1.0)
+
+
+def test_reidentifier_position_weight_breaks_an_appearance_tie_by_where_the_track_was_lost():
+    from sqair_world.envs.reid import ReIdentifier
+
+    same = [[[0.0], [0.0]]]  # two sprites that look alike
+    left, right = [[[0.1, 0.5], [0.9, 0.5]]], [[[0.88, 0.5], [0.5, 0.5]]]
+    for weight, expected in ((0.0, [[0, -1]]), (10.0, [[1, -1]])):
+        reid = ReIdentifier(1, 2, 1, window=5, max_distance=1.0, position_weight=weight)
+        reid(np.array([[0, 1]]), np.array(same), centre=np.array(left))  # tracks 0 (left) and 1 (right)
+        reid(np.array([[-1, -1]]), np.array(same), centre=np.array(left))  # both lost
+        # a new track where track 1 was lost: appearance alone takes the first remembered (0), position takes 1
+        shown = reid(np.array([[2, -1]]), np.array(same), centre=np.array(right))
+        assert shown.tolist() == expected, weight
+    with pytest.raises(ValueError, match="pass the box centres"):
+        ReIdentifier(1, 2, 1, window=5, max_distance=1.0, position_weight=1.0)(np.array([[0, 1]]), np.array(same))
 
 
 def test_wrapper_shows_reidentified_ids_in_stable_slots(tiny_sqair, tmp_path):

@@ -5,8 +5,11 @@ start by a life loss, a ghost that flickers off for a few frames), the object co
 the Atari games that, more than anything the model does, keeps IDF1 low: scored with one identity per life instead
 of per episode, the same tracks give IDF1 0.73 (Ms. Pac-Man) and 0.77 (Pac-Man) instead of 0.43 and 0.39
 (docs/atari.md). Here every ended track is remembered for ``window`` steps with its last appearance code
-(``z_what``); a new track takes the identity of the remembered one nearest in appearance, if nearer than
-``max_distance``, one to one (greedy by distance), else a fresh identity.
+(``z_what``) and box centre; a new track takes the identity of the remembered one nearest in the joint space of
+appearance and ``position_weight`` x centre (fractions of the frame side), if nearer than ``max_distance``, one to
+one (greedy by distance), else a fresh identity. The centre term is there because appearance alone barely tells the
+Atari ghosts apart: their ``z_what`` lie as far from each other as from themselves a few steps later, and most tracks
+come back within a few steps of where they were lost (``scripts/reid_study.py``, docs/atari.md).
 
 Vectorised over the envs (numpy); the loop runs over slots. Axes: E envs, N slots, L remembered tracks, D what.
 """
@@ -20,7 +23,8 @@ class ReIdentifier:
     """Maps the model's track ids ``[E, N]`` to shown ids, re-identifying lost tracks by appearance.
 
     :param window: agent steps a lost track is remembered (0: never; the shown ids are then the model's)
-    :param max_distance: largest Euclidean distance between appearance codes of a re-identified pair
+    :param max_distance: largest Euclidean distance between the codes of a re-identified pair
+    :param position_weight: weight of the box centre (fractions of the frame side) in the code; 0: appearance only
 
     Example:
         >>> reid = ReIdentifier(num_envs=1, num_slots=2, what_dim=1, window=10, max_distance=1.0)
@@ -32,11 +36,23 @@ class ReIdentifier:
         [[0, 1]]
     """
 
-    def __init__(self, num_envs: int, num_slots: int, what_dim: int, window: int, max_distance: float) -> None:
-        if window < 0 or max_distance <= 0:
-            raise ValueError(f"window must be >= 0 steps and max_distance > 0, got {window} and {max_distance}")
-        self.window, self.max_distance = window, max_distance
+    def __init__(
+        self,
+        num_envs: int,
+        num_slots: int,
+        what_dim: int,
+        window: int,
+        max_distance: float,
+        position_weight: float = 0.0,
+    ) -> None:
+        if window < 0 or max_distance <= 0 or position_weight < 0:
+            raise ValueError(
+                f"window must be >= 0 steps, max_distance > 0 and position_weight >= 0, got {window}, "
+                f"{max_distance} and {position_weight}"
+            )
+        self.window, self.max_distance, self.position_weight = window, max_distance, position_weight
         E, N, L = num_envs, num_slots, 2 * num_slots  # a life loss ends every track at once
+        what_dim += 2 if position_weight else 0  # the code: z_what, then the weighted centre
         self.prev_ids = np.full((E, N), -1)  # the model's ids at the last step
         self.prev_shown = np.full((E, N), -1)  # the ids shown for them
         self.prev_what = np.zeros((E, N, what_dim))
@@ -59,9 +75,16 @@ class ReIdentifier:
         shown = np.where(same.any(2), np.take_along_axis(self.prev_shown, same.argmax(2), 1), -1)
         return shown.reshape(ids.shape)
 
-    def __call__(self, ids: np.ndarray, what: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """``ids [e, N]`` (the model's, -1 absent) and ``what [e, N, D]`` of the envs ``rows`` (default all) ->
-        the shown ids ``[e, N]``."""
+    def __call__(
+        self, ids: np.ndarray, what: np.ndarray, rows: np.ndarray | None = None, centre: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``ids [e, N]`` (the model's, -1 absent), ``what [e, N, D]`` and, with a ``position_weight``, the box
+        centres ``centre [e, N, 2]`` (fractions of the frame side) of the envs ``rows`` (default all) -> the shown
+        ids ``[e, N]``."""
+        if self.position_weight:
+            if centre is None:
+                raise ValueError("this ReIdentifier has a position_weight: pass the box centres [e, N, 2]")
+            what = np.concatenate([what, self.position_weight * centre], -1)
         sel = slice(None) if rows is None else np.asarray(rows)
         prev_ids, prev_shown, prev_what = self.prev_ids[sel], self.prev_shown[sel], self.prev_what[sel]
         lost_id, lost_what, lost_age = self.lost_id[sel], self.lost_what[sel], self.lost_age[sel] + 1

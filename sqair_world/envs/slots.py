@@ -281,7 +281,12 @@ class SlotEncoder:
         self.slot_ids = np.full((self.num_envs, cfg.max_objects), -1)
         if getattr(cfg, "track_reid_steps", 0) > 0:
             self.reid = ReIdentifier(
-                self.num_envs, cfg.max_objects, cfg.n_what, cfg.track_reid_steps, cfg.track_reid_distance
+                self.num_envs,
+                cfg.max_objects,
+                cfg.n_what,
+                cfg.track_reid_steps,
+                cfg.track_reid_distance,
+                getattr(cfg, "track_reid_position_weight", 0.0),
             )
 
     def encode(self, frames: np.ndarray, rows: np.ndarray | None = None, actions: Any = None) -> dict[str, np.ndarray]:
@@ -304,7 +309,8 @@ class SlotEncoder:
         z = out.state.z
         ids = torch.where(z.pres > 0, z.id, -1).cpu().numpy()
         if self.reid is not None:  # the identities shown: lost tracks re-identified
-            ids = self.reid(ids, z.what.float().cpu().numpy(), rows)
+            centre = where_to_box(z.where)[..., :2].float().cpu().numpy()
+            ids = self.reid(ids, z.what.float().cpu().numpy(), rows, centre)
         sel = slice(None) if rows is None else np.asarray(rows)
         src, self.slot_ids[sel] = stable_slots(self.slot_ids[sel], ids)
         obs = self.slots_to_numpy(z, src)

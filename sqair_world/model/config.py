@@ -90,7 +90,11 @@ class SQAIRConfig:
     many agent steps, and a new track that looks like it (appearance codes nearer than ``track_reid_distance``)
     takes its identity back. 0: off, the shown identities are the model's."""
     track_reid_distance: float = 8.0
-    """Largest Euclidean distance between the z_what of a lost track and a new one it re-identifies."""
+    """Largest Euclidean distance between the codes (z_what, then the weighted centre) of a lost track and a new
+    one it re-identifies."""
+    track_reid_position_weight: float = 0.0
+    """Weight of the box centre (fractions of the frame side) beside z_what in the re-identification code. 0:
+    appearance only."""
     min_std: float = 0.01
     """Floor added to every softplus std."""
     mask_logit: float = 88.0
@@ -177,10 +181,10 @@ class SQAIRConfig:
             problems.append(
                 f"prop_merge_distance is a fraction of the image side in [0, 1), got {self.prop_merge_distance}"
             )
-        if self.track_reid_steps < 0 or self.track_reid_distance <= 0:
+        if self.track_reid_steps < 0 or self.track_reid_distance <= 0 or self.track_reid_position_weight < 0:
             problems.append(
-                f"track_reid_steps must be >= 0 and track_reid_distance > 0, got {self.track_reid_steps} and "
-                f"{self.track_reid_distance}"
+                f"track_reid_steps must be >= 0, track_reid_distance > 0 and track_reid_position_weight >= 0, got "
+                f"{self.track_reid_steps}, {self.track_reid_distance} and {self.track_reid_position_weight}"
             )
         if not 0 <= self.exit_margin < 0.5:
             problems.append(f"exit_margin is a fraction of the image side in [0, 0.5), got {self.exit_margin}")

@@ -1,0 +1,185 @@
+"""Where the Atari tracks lose their identities, and which re-identification rule keeps them (issue 18).
+
+    python scripts/reid_study.py record --env ALE/MsPacman-v5 --seeds 10 11 12 --out runs/reid/mspacman
+    python scripts/reid_study.py score runs/reid/mspacman
+
+``record`` plays the random policy of ``evaluate atari`` (same actions for the same seed) with the checkpoint's
+re-identification switched off, and stores per step the slots (presence, box, appearance, the model's track ids),
+the RAM sprite centres and the episode. ``score`` re-identifies those tracks offline under several rules and scores
+each with :func:`sqair_world.evaluation.atari.sprite_scores`, beside an oracle that links a new track to the lost
+one that followed the same sprite (what re-identification could give at best).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import tyro
+
+from sqair_world.envs.atari import make_maze_env, sticky_action
+from sqair_world.envs.factory import load_default_model
+from sqair_world.envs.reid import ReIdentifier
+from sqair_world.envs.slots import SQAIRObservation
+from sqair_world.evaluation.atari import SpriteRollout, sprite_scores
+
+
+@dataclasses.dataclass
+class Record:
+    out: Path
+    env: str = "ALE/MsPacman-v5"
+    checkpoint: str | None = None
+    seeds: tuple[int, ...] = (10, 11, 12)
+    steps: int = 1000
+
+
+@dataclasses.dataclass
+class Score:
+    runs: tyro.conf.Positional[Path]
+
+
+def record(cfg: Record) -> None:
+    game_name = cfg.env.split("/")[-1].split("-")[0]
+    model = load_default_model(game_name, cfg.checkpoint)
+    model.cfg = dataclasses.replace(model.cfg, track_reid_steps=0)  # the model's own ids
+    env = SQAIRObservation(make_maze_env(cfg.env), model, include_frame=True)
+    game, size = env.get_wrapper_attr("game"), env.get_wrapper_attr("size")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    for seed in cfg.seeds:
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        obs, info = env.reset(seed=seed)
+        rows: dict[str, list] = {k: [] for k in ("pres", "where", "what", "id", "frame", "sprites", "episode", "lives")}
+        action, episode = 0, 0
+        for _ in range(cfg.steps):  # as sqair_world.envs.rollouts.play_atari
+            action = sticky_action(rng, action, env.action_space.n)
+            obs, _, term, trunc, info = env.step(action)
+            if term or trunc:
+                obs, info = env.reset(seed=int(rng.integers(2**31)))
+                episode += 1
+                continue
+            for k in ("pres", "where", "what", "id", "frame"):
+                rows[k].append(obs[k])
+            rows["sprites"].append(game.positions(info["ram_xy"], size))
+            rows["episode"].append(episode)
+            rows["lives"].append(info.get("lives", -1))
+        r0, r1 = game.rows
+        np.savez_compressed(
+            cfg.out / f"seed{seed}.npz",
+            **{k: np.asarray(v) for k, v in rows.items()},
+            size=size,
+            names=np.asarray(game.names),
+            native_scale=np.asarray((160 / size, (r1 - r0) / size)),
+        )
+        print(f"seed {seed}: {len(rows['pres'])} steps", file=sys.stderr)
+
+
+def rollout(d) -> SpriteRollout:
+    return SpriteRollout(
+        d["pres"],
+        d["where"],
+        d["id"],
+        d["sprites"],
+        np.zeros(len(d["pres"])),
+        (int(d["size"]),) * 2,
+        tuple(d["names"]),
+        tuple(d["native_scale"]),
+        episodes=d["episode"],
+    )
+
+
+def box_colours(d) -> np.ndarray:
+    """Mean RGB ``[T, N, 3]`` (0-1) of the pixels inside each present box that differ from the recording's median
+    frame: a hand-made appearance code, to see whether colour would tell the sprites apart where z_what does not."""
+    frames, size = d["frame"], int(d["size"])
+    background = np.median(frames[::10], axis=0).astype(float)
+    T, N = d["id"].shape
+    out = np.zeros((T, N, 3))
+    for t, n in zip(*np.nonzero(d["id"] >= 0)):
+        cx, cy, w, h = d["where"][t, n, :4] * size
+        x0, x1 = int(max(cx - w / 2, 0)), int(min(cx + w / 2, size))
+        y0, y1 = int(max(cy - h / 2, 0)), int(min(cy + h / 2, size))
+        crop = frames[t, y0:y1, x0:x1].reshape(-1, 3).astype(float)
+        fg = np.abs(crop - background[y0:y1, x0:x1].reshape(-1, 3)).sum(-1) > 40
+        out[t, n] = crop[fg].mean(0) / 255 if fg.sum() >= 2 else 0
+    return out
+
+
+def reidentify(
+    d, window: int, max_distance: float, position_weight: float = 0.0, colour_weight: float = 0.0
+) -> np.ndarray:
+    """Shown ids ``[T, N]`` of the recorded tracks under :class:`ReIdentifier` with these settings, the code being
+    z_what (plus ``colour_weight`` x :func:`box_colours`) and ``position_weight`` x the box centre."""
+    T, N, D = d["what"].shape
+    colours = box_colours(d) if colour_weight else None
+    reid = ReIdentifier(1, N, D + (3 if colour_weight else 0), window, max_distance, position_weight)
+    out = np.empty((T, N), int)
+    prev_ep = -1
+    for t in range(T):
+        if d["episode"][t] != prev_ep:
+            reid.reset_rows(np.array([True]))
+            prev_ep = d["episode"][t]
+        code = d["what"][t] if colours is None else np.concatenate([d["what"][t], colour_weight * colours[t]], -1)
+        out[t] = reid(d["id"][t][None], code[None], centre=d["where"][t][None, :, :2])[0]
+    return out
+
+
+def oracle_ids(d, max_distance: float = 5.0) -> np.ndarray:
+    """Link every model track to the RAM sprite it sits on most; a track takes the id of the previous track of
+    that sprite once that one has ended (the best a re-identification can do, without undoing swaps)."""
+    ids, pres, where, sprites = d["id"], d["pres"], d["where"], d["sprites"]
+    size = int(d["size"])
+    votes: dict[int, np.ndarray] = {}
+    for t in range(len(ids)):
+        for n in np.flatnonzero(pres[t] > 0):
+            c = where[t, n, :2] * size
+            dist = np.linalg.norm(sprites[t] - c, axis=-1)
+            s = int(dist.argmin())
+            if dist[s] < max_distance:
+                votes.setdefault(int(ids[t, n]), np.zeros(sprites.shape[1]))[s] += 1
+    first = {}
+    for t in range(len(ids)):
+        for n in np.flatnonzero(ids[t] >= 0):
+            first.setdefault(int(ids[t, n]), t)
+    owner = {k: int(v.argmax()) for k, v in votes.items()}
+    mapping, last_of_sprite = {}, {}
+    for k in sorted(first, key=first.get):
+        s = owner.get(k)
+        mapping[k] = last_of_sprite.get(s, k) if s is not None else k
+        if s is not None:
+            last_of_sprite[s] = mapping[k]
+    return np.vectorize(lambda i: mapping.get(int(i), int(i)) if i >= 0 else -1)(ids)
+
+
+def score(cfg: Score) -> None:
+    rules = {
+        "model ids (no re-id)": lambda d: d["id"],
+        "shipped: what, 100 steps, 8.0": lambda d: reidentify(d, 100, 8.0),
+        "what, 300 steps, 8.0": lambda d: reidentify(d, 300, 8.0),
+        "what, 100 steps, 12.0": lambda d: reidentify(d, 100, 12.0),
+        "what + 10 x centre, 100 steps, 8.0": lambda d: reidentify(d, 100, 8.0, 10.0),
+        "what + 30 x centre, 100 steps, 10.0": lambda d: reidentify(d, 100, 10.0, 30.0),
+        "what + 10 x centre + 20 x colour, 100 steps, 8.0": lambda d: reidentify(d, 100, 8.0, 10.0, 20.0),
+        "oracle link (upper bound)": oracle_ids,
+    }
+    table: dict[str, list] = {k: [] for k in rules}
+    for path in sorted(cfg.runs.glob("seed*.npz")):
+        d = dict(np.load(path))
+        roll = rollout(d)
+        for name, rule in rules.items():
+            s = sprite_scores(roll, ids=rule(d))
+            table[name].append([s["idf1"], s["num_switches"], s["mota"]])
+    print("| rule | IDF1 | switches | MOTA |\n|---|---|---|---|")
+    for name, v in table.items():
+        m = np.mean(v, 0)
+        print(f"| {name} | {m[0]:.3f} | {m[1]:.1f} | {m[2]:.3f} |")
+    print(json.dumps({k: np.mean(v, 0).tolist() for k, v in table.items()}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    cmd = tyro.extras.subcommand_cli_from_dict({"record": Record, "score": Score})
+    (record if isinstance(cmd, Record) else score)(cmd)
