@@ -393,3 +393,20 @@ def test_slot_agent_learns_catch_and_beats_a_random_policy():
         agent.learn(16_000)
         trained = evaluate_policy(agent, evaluation, 200, deterministic=True)[0]
     assert random_return < -0.3 and trained > 0.3, (random_return, trained)
+
+
+def test_curves_put_each_runs_final_evaluation_at_the_budget(tmp_path):
+    """A resumed run's final evaluation lands at another step count than a straight run's; both are the budget's."""
+    import json
+
+    from sqair_world.agents.plot import curves, find_runs
+
+    for seed, (end, value) in enumerate(((1_000_272, 600.0), (1_000_448, 500.0))):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        (run / "settings.json").write_text(json.dumps({"options": {"obs": "pixels", "timesteps": 1_000_000}}))
+        rows = [f"0,stochastic,10,{value / 2},1.0,1.0", f"{end},stochastic,30,{value},1.0,2.0"]
+        (run / "eval.csv").write_text("steps,mode,episodes,mean,std,wall_s\n" + "\n".join(rows) + "\n")
+    steps, mean, std, seeds = curves(find_runs([tmp_path]), "stochastic")["pixels"]
+    assert steps.tolist() == [0, 1_000_000] and seeds.tolist() == [2, 2]
+    assert mean[-1] == pytest.approx(550.0) and std[-1] == pytest.approx(50.0)

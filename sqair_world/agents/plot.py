@@ -59,7 +59,14 @@ def curves(runs: Sequence[RunDir], mode: str) -> dict[str, tuple[np.ndarray, np.
     """``{label: (steps [T], mean [T], std [T], seeds [T])}`` over the runs of each label."""
     by_label: dict[str, list[dict[int, float]]] = defaultdict(list)
     for run in runs:
-        points = {int(r["steps"]): float(r["mean"]) for r in run.eval_rows() if r["mode"] == mode}
+        # the final evaluation lands a rollout past the budget, at a step count that differs between runs (a resumed
+        # run's last rollout is shorter), so it is plotted at the budget itself, where the seeds' ends line up
+        budget = run.read_settings()["options"]["timesteps"] if run.settings.is_file() else None
+        points = {
+            min(int(r["steps"]), budget or int(r["steps"])): float(r["mean"])
+            for r in run.eval_rows()
+            if r["mode"] == mode
+        }
         if points:
             by_label[run_label(run)].append(points)
     out = {}
