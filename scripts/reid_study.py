@@ -3,11 +3,12 @@
     python scripts/reid_study.py record --env ALE/MsPacman-v5 --seeds 10 11 12 --out runs/reid/mspacman
     python scripts/reid_study.py score runs/reid/mspacman
 
-``record`` plays the random policy of ``evaluate atari`` (same actions for the same seed) with the checkpoint's
-re-identification switched off, and stores per step the slots (presence, box, appearance, the model's track ids),
-the RAM sprite centres and the episode. ``score`` re-identifies those tracks offline under several rules and scores
-each with :func:`sqair_world.evaluation.atari.sprite_scores`, beside an oracle that links a new track to the lost
-one that followed the same sprite (what re-identification could give at best).
+``record`` plays the random policy of ``evaluate atari`` (:func:`sqair_world.envs.rollouts.play_atari`, same actions
+for the same seed) with the checkpoint's re-identification switched off, and stores per step the slots (presence,
+box, appearance, the model's track ids), the frame, the RAM sprite centres and the episode. ``score``
+re-identifies those tracks offline under several rules and scores each with
+:func:`sqair_world.evaluation.atari.sprite_scores`, beside an oracle that links a new track to the lost one that
+followed the same sprite (what re-identification could give at best).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import numpy as np
 import torch
 import tyro
 
-from sqair_world.envs.atari import make_maze_env, sticky_action
+from sqair_world.envs.atari import make_maze_env
 from sqair_world.envs.factory import load_default_model
 from sqair_world.envs.reid import ReIdentifier
+from sqair_world.envs.rollouts import play_atari
 from sqair_world.envs.slots import SQAIRObservation
 from sqair_world.evaluation.atari import SpriteRollout, sprite_scores
 
@@ -47,35 +49,24 @@ def record(cfg: Record) -> None:
     model = load_default_model(game_name, cfg.checkpoint)
     model.cfg = dataclasses.replace(model.cfg, track_reid_steps=0)  # the model's own ids
     env = SQAIRObservation(make_maze_env(cfg.env), model, include_frame=True)
-    game, size = env.get_wrapper_attr("game"), env.get_wrapper_attr("size")
     cfg.out.mkdir(parents=True, exist_ok=True)
     for seed in cfg.seeds:
         torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        obs, info = env.reset(seed=seed)
-        rows: dict[str, list] = {k: [] for k in ("pres", "where", "what", "id", "frame", "sprites", "episode", "lives")}
-        action, episode = 0, 0
-        for _ in range(cfg.steps):  # as sqair_world.envs.rollouts.play_atari
-            action = sticky_action(rng, action, env.action_space.n)
-            obs, _, term, trunc, info = env.step(action)
-            if term or trunc:
-                obs, info = env.reset(seed=int(rng.integers(2**31)))
-                episode += 1
-                continue
-            for k in ("pres", "where", "what", "id", "frame"):
-                rows[k].append(obs[k])
-            rows["sprites"].append(game.positions(info["ram_xy"], size))
-            rows["episode"].append(episode)
-            rows["lives"].append(info.get("lives", -1))
-        r0, r1 = game.rows
+        roll = play_atari(env, cfg.steps, seed)
         np.savez_compressed(
             cfg.out / f"seed{seed}.npz",
-            **{k: np.asarray(v) for k, v in rows.items()},
-            size=size,
-            names=np.asarray(game.names),
-            native_scale=np.asarray((160 / size, (r1 - r0) / size)),
+            pres=roll.pres,
+            where=roll.where,
+            what=roll.what,
+            id=roll.ids,
+            frame=roll.frames,
+            sprites=roll.sprites,
+            episode=roll.episodes,
+            size=roll.frame_hw[0],
+            names=np.asarray(roll.names),
+            native_scale=np.asarray(roll.native_scale),
         )
-        print(f"seed {seed}: {len(rows['pres'])} steps", file=sys.stderr)
+        print(f"seed {seed}: {len(roll.pres)} steps", file=sys.stderr)
 
 
 def rollout(d) -> SpriteRollout:

@@ -34,7 +34,7 @@ def play_atari(env: gym.Env, steps: int, seed: int = 0) -> SpriteRollout:
     game, size = env.get_wrapper_attr("game"), env.get_wrapper_attr("size")
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
-    pres, where, ids, sprites, bounds, frames, episodes = [], [], [], [], [], [], []
+    pres, where, ids, sprites, bounds, frames, episodes, what = [], [], [], [], [], [], [], []
     action, episode = 0, 0
     for _ in range(steps):
         action = sticky_action(rng, action, env.action_space.n)
@@ -47,6 +47,7 @@ def play_atari(env: gym.Env, steps: int, seed: int = 0) -> SpriteRollout:
         pres.append(obs["pres"])
         where.append(obs["where"])
         ids.append(obs["id"])
+        what.append(obs["what"])
         sprites.append(game.positions(info["ram_xy"], size))
         bounds.append(info["sqair_bound"])
         if "frame" in obs:
@@ -62,6 +63,7 @@ def play_atari(env: gym.Env, steps: int, seed: int = 0) -> SpriteRollout:
         native_scale=(160 / size, (r1 - r0) / size),
         frames=np.stack(frames) if frames else None,
         episodes=np.asarray(episodes),
+        what=np.stack(what),
     )
 
 

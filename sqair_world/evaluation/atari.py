@@ -36,6 +36,7 @@ class SpriteRollout(NamedTuple):
     native_scale: tuple[float, float] = (1.0, 1.0)  #: native pixels per frame pixel (x, y), for the "native" rule
     frames: np.ndarray | None = None  #: uint8 ``[T, H, W, C]`` the frames the model saw, if recorded
     episodes: np.ndarray | None = None  #: int ``[T]`` episode of each step: identities never carry across episodes
+    what: np.ndarray | None = None  #: float ``[T, N, D]`` the slots' appearance codes (the observation's ``what``)
 
 
 def sprite_distances(sprites: np.ndarray, centres: np.ndarray, max_distance: float) -> np.ndarray:
