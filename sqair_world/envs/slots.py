@@ -309,7 +309,7 @@ class SlotEncoder:
         z = out.state.z
         ids = torch.where(z.pres > 0, z.id, -1).cpu().numpy()
         if self.reid is not None:  # the identities shown: lost tracks re-identified
-            centre = where_to_box(z.where)[..., :2].float().cpu().numpy()
+            centre = where_to_box(z.where)[..., :2].float().cpu().numpy() if self.reid.position_weight else None
             ids = self.reid(ids, z.what.float().cpu().numpy(), rows, centre)
         sel = slice(None) if rows is None else np.asarray(rows)
         src, self.slot_ids[sel] = stable_slots(self.slot_ids[sel], ids)
