@@ -53,45 +53,26 @@ def record(cfg: Record) -> None:
     for seed in cfg.seeds:
         torch.manual_seed(seed)
         roll = play_atari(env, cfg.steps, seed)
-        np.savez_compressed(
-            cfg.out / f"seed{seed}.npz",
-            pres=roll.pres,
-            where=roll.where,
-            what=roll.what,
-            id=roll.ids,
-            frame=roll.frames,
-            sprites=roll.sprites,
-            episode=roll.episodes,
-            size=roll.frame_hw[0],
-            names=np.asarray(roll.names),
-            native_scale=np.asarray(roll.native_scale),
-        )
+        np.savez_compressed(cfg.out / f"seed{seed}.npz", **roll._asdict())
         print(f"seed {seed}: {len(roll.pres)} steps", file=sys.stderr)
 
 
-def rollout(d) -> SpriteRollout:
-    return SpriteRollout(
-        d["pres"],
-        d["where"],
-        d["id"],
-        d["sprites"],
-        np.zeros(len(d["pres"])),
-        (int(d["size"]),) * 2,
-        tuple(d["names"]),
-        tuple(d["native_scale"]),
-        episodes=d["episode"],
-    )
+def load_rollout(path: Path) -> SpriteRollout:
+    """The :class:`SpriteRollout` that ``record`` stored in ``path``."""
+    d = dict(np.load(path))
+    d.update(frame_hw=tuple(d["frame_hw"].tolist()), names=tuple(d["names"]), native_scale=tuple(d["native_scale"]))
+    return SpriteRollout(**d)
 
 
-def box_colours(d) -> np.ndarray:
+def box_colours(roll: SpriteRollout) -> np.ndarray:
     """Mean RGB ``[T, N, 3]`` (0-1) of the pixels inside each present box that differ from the recording's median
     frame: a hand-made appearance code, to see whether colour would tell the sprites apart where z_what does not."""
-    frames, size = d["frame"], int(d["size"])
+    frames, size = roll.frames, roll.frame_hw[0]
     background = np.median(frames[::10], axis=0).astype(float)
-    T, N = d["id"].shape
+    T, N = roll.ids.shape
     out = np.zeros((T, N, 3))
-    for t, n in zip(*np.nonzero(d["id"] >= 0)):
-        cx, cy, w, h = d["where"][t, n, :4] * size
+    for t, n in zip(*np.nonzero(roll.ids >= 0)):
+        cx, cy, w, h = roll.where[t, n, :4] * size
         x0, x1 = int(max(cx - w / 2, 0)), int(min(cx + w / 2, size))
         y0, y1 = int(max(cy - h / 2, 0)), int(min(cy + h / 2, size))
         crop = frames[t, y0:y1, x0:x1].reshape(-1, 3).astype(float)
@@ -101,29 +82,29 @@ def box_colours(d) -> np.ndarray:
 
 
 def reidentify(
-    d, window: int, max_distance: float, position_weight: float = 0.0, colour_weight: float = 0.0
+    roll: SpriteRollout, window: int, max_distance: float, position_weight: float = 0.0, colour_weight: float = 0.0
 ) -> np.ndarray:
     """Shown ids ``[T, N]`` of the recorded tracks under :class:`ReIdentifier` with these settings, the code being
     z_what (plus ``colour_weight`` x :func:`box_colours`) and ``position_weight`` x the box centre."""
-    T, N, D = d["what"].shape
-    colours = box_colours(d) if colour_weight else None
+    T, N, D = roll.what.shape
+    colours = box_colours(roll) if colour_weight else None
     reid = ReIdentifier(1, N, D + (3 if colour_weight else 0), window, max_distance, position_weight)
     out = np.empty((T, N), int)
     prev_ep = -1
     for t in range(T):
-        if d["episode"][t] != prev_ep:
+        if roll.episodes[t] != prev_ep:
             reid.reset_rows(np.array([True]))
-            prev_ep = d["episode"][t]
-        code = d["what"][t] if colours is None else np.concatenate([d["what"][t], colour_weight * colours[t]], -1)
-        out[t] = reid(d["id"][t][None], code[None], centre=d["where"][t][None, :, :2])[0]
+            prev_ep = roll.episodes[t]
+        code = roll.what[t] if colours is None else np.concatenate([roll.what[t], colour_weight * colours[t]], -1)
+        out[t] = reid(roll.ids[t][None], code[None], centre=roll.where[t][None, :, :2])[0]
     return out
 
 
-def oracle_ids(d, max_distance: float = 5.0) -> np.ndarray:
+def oracle_ids(roll: SpriteRollout, max_distance: float = 5.0) -> np.ndarray:
     """Link every model track to the RAM sprite it sits on most; a track takes the id of the previous track of
     that sprite once that one has ended (the best a re-identification can do, without undoing swaps)."""
-    ids, pres, where, sprites = d["id"], d["pres"], d["where"], d["sprites"]
-    size = int(d["size"])
+    ids, pres, where, sprites = roll.ids, roll.pres, roll.where, roll.sprites
+    size = roll.frame_hw[0]
     votes: dict[int, np.ndarray] = {}
     for t in range(len(ids)):
         for n in np.flatnonzero(pres[t] > 0):
@@ -148,21 +129,20 @@ def oracle_ids(d, max_distance: float = 5.0) -> np.ndarray:
 
 def score(cfg: Score) -> None:
     rules = {
-        "model ids (no re-id)": lambda d: d["id"],
-        "shipped: what, 100 steps, 8.0": lambda d: reidentify(d, 100, 8.0),
-        "what, 300 steps, 8.0": lambda d: reidentify(d, 300, 8.0),
-        "what, 100 steps, 12.0": lambda d: reidentify(d, 100, 12.0),
-        "what + 10 x centre, 100 steps, 8.0": lambda d: reidentify(d, 100, 8.0, 10.0),
-        "what + 30 x centre, 100 steps, 10.0": lambda d: reidentify(d, 100, 10.0, 30.0),
-        "what + 10 x centre + 20 x colour, 100 steps, 8.0": lambda d: reidentify(d, 100, 8.0, 10.0, 20.0),
+        "model ids (no re-id)": lambda roll: roll.ids,
+        "shipped: what, 100 steps, 8.0": lambda roll: reidentify(roll, 100, 8.0),
+        "what, 300 steps, 8.0": lambda roll: reidentify(roll, 300, 8.0),
+        "what, 100 steps, 12.0": lambda roll: reidentify(roll, 100, 12.0),
+        "what + 10 x centre, 100 steps, 8.0": lambda roll: reidentify(roll, 100, 8.0, 10.0),
+        "what + 30 x centre, 100 steps, 10.0": lambda roll: reidentify(roll, 100, 10.0, 30.0),
+        "what + 10 x centre + 20 x colour, 100 steps, 8.0": lambda roll: reidentify(roll, 100, 8.0, 10.0, 20.0),
         "oracle link (upper bound)": oracle_ids,
     }
     table: dict[str, list] = {k: [] for k in rules}
     for path in sorted(cfg.runs.glob("seed*.npz")):
-        d = dict(np.load(path))
-        roll = rollout(d)
+        roll = load_rollout(path)
         for name, rule in rules.items():
-            s = sprite_scores(roll, ids=rule(d))
+            s = sprite_scores(roll, ids=rule(roll))
             table[name].append([s["idf1"], s["num_switches"], s["mota"]])
     print("| rule | IDF1 | switches | MOTA |\n|---|---|---|---|")
     for name, v in table.items():
