@@ -17,7 +17,9 @@ from sqair_world.model.grid import (
     cell_centres,
     cell_where,
     covered_fraction,
+    footprint_targets,
     foreground_targets,
+    frame_targets,
 )
 from sqair_world.model.registry import build_model
 from sqair_world.model.spatial import box_to_where, cap_scale, row_glimpses, where_to_box
@@ -192,6 +194,40 @@ def test_foreground_targets_blob_sigma_gives_one_cell_per_tall_person():
     target, _ = foreground_targets(seen, 8, 0.1, (6.0, 3.0))
     assert many.sum() > 2
     assert target.sum() == 2 and target[0, 3 * 8 + 2] == 1 and target[0, 5 * 8 + 6] == 1
+
+
+def test_footprint_targets_split_two_touching_sprites_that_make_one_blob():
+    """Two 4x8 ghosts side by side make one 8x8 blob: two sprite-sized windows of the pursuit, each at its ghost's
+    centre; a noise pixel and a sliver fill no window."""
+    seen = torch.zeros(1, 3, 42, 42)
+    seen[0, :, 10:18, 14:18] = 0.8  # ghost A: centre (15.5, 13.5) px, cell (y 2, x 2) of the 7x7 grid
+    seen[0, :, 10:18, 18:22] = 0.8  # ghost B touching it: centre (19.5, 13.5) px, cell (y 2, x 3)
+    seen[0, :, 30:38, 30:34] = 0.8  # an isolated sprite: centre (31.5, 33.5), cell (5, 5)
+    seen[0, :, 2, 40] = 0.9  # noise pixel
+    seen[0, :, 25:27, 2:4] = 0.9  # a 2x2 sliver: a fifth of a sprite window
+    target, offset = footprint_targets(seen, 7, 0.1, (8, 4), 0.45, max_objects=8)
+    assert target.sum() == 3
+    centres = ((cell_centres(7) + offset[0] / 7) * 41)[target[0] > 0]  # back to pixels, row-major cells
+    want = torch.tensor([[15.5, 13.5], [19.5, 13.5], [31.5, 33.5]])
+    assert torch.cdist(want, centres).min(1).values.max() < 0.2
+    # at most max_objects are taken, the largest first
+    few, _ = footprint_targets(seen, 7, 0.1, (8, 4), 0.45, max_objects=1)
+    assert few.sum() == 1
+
+
+def test_frame_targets_follow_the_config_and_bad_footprints_are_refused():
+    seen = torch.zeros(2, 3, 42, 42)
+    seen[1, :, 10:18, 14:22] = 0.8  # two touching 4x8 sprites in cells (2, 2) and (2, 3)
+    blobs = SQAIRConfig(image_shape=(3, 42, 42), grid_size=7)
+    fp = SQAIRConfig(image_shape=(3, 42, 42), grid_size=7, grid_targets="footprint", grid_footprint=(8, 4))
+    assert torch.equal(frame_targets(seen, blobs)[0], foreground_targets(seen, 7, 0.1)[0])
+    assert frame_targets(seen, fp)[0].sum(1).tolist() == [0.0, 2.0]
+    with pytest.raises(ValueError, match="grid_footprint needs"):
+        SQAIRConfig(image_shape=(3, 42, 42), grid_footprint=(50, 4))
+    with pytest.raises(ValueError, match="grid_targets must be"):
+        SQAIRConfig(grid_targets="peaks")
+    with pytest.raises(ValueError, match="grid_footprint_fill is a fraction"):
+        SQAIRConfig(grid_footprint_fill=0.0)
 
 
 def test_foreground_targets_min_mass_lets_thin_strokes_make_a_blob():

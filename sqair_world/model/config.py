@@ -131,6 +131,14 @@ class SQAIRConfig:
     grid_blob_min_mass: float = 0.25
     """Smoothed foreground fraction a blob centre must hold (isolated noise pixels make none). Solid sprites and
     silhouettes fill their blob; MNIST's thin strokes fill about a fifth of their box and need less."""
+    grid_targets: Literal["blobs", "footprint"] = "blobs"
+    """How those targets find objects in the foreground. "blobs": peaks of the smoothed foreground (grid_blob_*).
+    "footprint": greedy matching pursuit with an object-sized window (grid_footprint*), which splits touching
+    objects that make one blob, such as ghosts side by side (model.grid.footprint_targets)."""
+    grid_footprint: tuple[int, int] = (8, 4)
+    """(h, w) pixels of one object for the "footprint" targets (Atari sprites at 84x84: about 8 x 4)."""
+    grid_footprint_fill: float = 0.45
+    """Foreground fraction of that window above which the pursuit takes one more object."""
 
     prop_prior_residual: bool = False
     """The propagation prior's where and what means are offsets from the object's own values at t-1, instead of
@@ -211,6 +219,12 @@ class SQAIRConfig:
             problems.append(f"grid_blob_sigma needs two positive stds (y, x) in pixels, got {self.grid_blob_sigma}")
         if not 0 < self.grid_blob_min_mass < 1:
             problems.append(f"grid_blob_min_mass is a fraction in (0, 1), got {self.grid_blob_min_mass}")
+        if self.grid_targets not in ("blobs", "footprint"):
+            problems.append(f"grid_targets must be 'blobs' or 'footprint', got {self.grid_targets!r}")
+        if len(self.grid_footprint) != 2 or not all(1 <= int(v) <= s for v, s in zip(self.grid_footprint, (h, w))):
+            problems.append(f"grid_footprint needs (h, w) pixels inside the frame {(h, w)}, got {self.grid_footprint}")
+        if not 0 < self.grid_footprint_fill <= 1:
+            problems.append(f"grid_footprint_fill is a fraction in (0, 1], got {self.grid_footprint_fill}")
         if self.prop_prior not in ("gru", "markov"):
             problems.append(f"prop_prior must be 'gru' or 'markov', got {self.prop_prior!r}")
         if self.prop_prior == "markov" and self.n_hidden < 5:

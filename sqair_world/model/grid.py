@@ -245,13 +245,67 @@ def foreground_targets(
     peak = (dens == F.max_pool2d(dens, (2 * wy + 1, 2 * wx + 1), 1, (wy, wx))) & (dens > min_mass)
     b, _, py, px = peak.nonzero(as_tuple=True)
     fx, fy = px.to(fg.dtype) / (W - 1), py.to(fg.dtype) / (H - 1)  # centre fractions (align_corners convention)
-    cx, cy = (fx * grid).long().clamp(max=grid - 1), (fy * grid).long().clamp(max=grid - 1)
+    return _cell_targets(b, fx, fy, B, grid)
+
+
+def frame_targets(seen: Tensor, cfg: SQAIRConfig) -> tuple[Tensor, Tensor]:
+    """The self-supervised per-cell targets of a frame ``seen [B, C, H, W]`` by the configured rule
+    (``SQAIRConfig.grid_targets``): presence ``[B, M]`` and centre offset ``[B, M, 2]``."""
+    if cfg.grid_targets == "footprint":
+        fp = tuple(int(v) for v in cfg.grid_footprint)
+        return footprint_targets(
+            seen, cfg.grid_size, cfg.grid_fg_threshold, fp, cfg.grid_footprint_fill, cfg.max_objects
+        )
+    return foreground_targets(seen, cfg.grid_size, cfg.grid_fg_threshold, cfg.grid_blob_sigma, cfg.grid_blob_min_mass)
+
+
+def _cell_targets(b: Tensor, fx: Tensor, fy: Tensor, batch: int, grid: int) -> tuple[Tensor, Tensor]:
+    """Object centres (frame ``b``, x and y fractions) -> the cells' presence targets ``[batch, M]`` and centre
+    offsets ``[batch, M, 2]`` (in cells, from the cell centre); a cell holding two centres keeps one."""
+    cx, cy = (fx * grid).long().clamp(0, grid - 1), (fy * grid).long().clamp(0, grid - 1)
     cell = cy * grid + cx
-    target = fg.new_zeros(B, grid * grid)
+    target = fx.new_zeros(batch, grid * grid)
     target[b, cell] = 1.0
-    offset = fg.new_zeros(B, grid * grid, 2)
+    offset = fx.new_zeros(batch, grid * grid, 2)
     offset[b, cell] = torch.stack([fx * grid - cx - 0.5, fy * grid - cy - 0.5], -1)
     return target, offset
+
+
+def footprint_targets(
+    seen: Tensor, grid: int, threshold: float, footprint: tuple[int, int], fill: float, max_objects: int
+) -> tuple[Tensor, Tensor]:
+    """Self-supervised proposals that split touching objects: ``seen [B, C, H, W]`` (frame minus background) -> the
+    same per-cell targets as :func:`foreground_targets`.
+
+    Greedy matching pursuit with the objects' size: the ``footprint`` (h, w) pixel window holding the most
+    foreground is an object, centred at the centroid of that foreground; its window is erased and the search
+    repeats, at most ``max_objects`` times, while a window still holds more than ``fill`` of its area. Two ghosts
+    side by side make one blob, which a smoothing peak cannot split but a sprite-sized window can
+    (docs/atari.md, "Targets that split touching sprites").
+    """
+    B, _, H, W = seen.shape
+    fh, fw = footprint
+    res = foreground_mask(seen, threshold)  # [B, H, W], erased as objects are found
+    ys = torch.arange(H, device=seen.device, dtype=res.dtype).view(1, H, 1)
+    xs = torch.arange(W, device=seen.device, dtype=res.dtype).view(1, 1, W)
+    ones = res.new_ones(1, 1, fh, fw)
+    found = []
+    for _ in range(max_objects):
+        mass = F.conv2d(res.unsqueeze(1), ones).flatten(1)  # [B, (H-fh+1)*(W-fw+1)]: each window's foreground
+        best, at = mass.max(1)
+        y0, x0 = at // (W - fw + 1), at % (W - fw + 1)  # the window's top-left pixel
+        inside = ((ys >= y0.view(-1, 1, 1)) & (ys < (y0 + fh).view(-1, 1, 1))) & (
+            (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + fw).view(-1, 1, 1))
+        )
+        ok = best > fill * fh * fw  # [B]
+        part = res * inside
+        m = part.sum((1, 2)).clamp_min(1e-6)
+        found.append(torch.stack([(part * xs).sum((1, 2)) / m, (part * ys).sum((1, 2)) / m, ok.to(res.dtype)], -1))
+        res = res * ~(inside & ok.view(-1, 1, 1))
+    peaks = torch.stack(found, 1)  # [B, max_objects, 3]: x, y pixel centroid, found
+    b, k = (peaks[..., 2] > 0).nonzero(as_tuple=True)
+    px, py = peaks[b, k, 0], peaks[b, k, 1]
+    return _cell_targets(b, px / (W - 1), py / (H - 1), B, grid)  # centre fractions as foreground_targets
 
 
 class GridDiscovery(nn.Module):
@@ -369,6 +423,8 @@ __all__ = [
     "continuity_loss",
     "foreground_mask",
     "covered_fraction",
+    "footprint_targets",
     "foreground_targets",
+    "frame_targets",
     "render_cover",
 ]

@@ -24,7 +24,7 @@ from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.discovery import Discovery
 from sqair_world.model.distributions import gaussian_image_log_lik, sample_bernoulli
 from sqair_world.model.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
-from sqair_world.model.grid import GridBackbone, GridDiscovery, foreground_targets
+from sqair_world.model.grid import GridBackbone, GridDiscovery, frame_targets
 from sqair_world.model.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
 from sqair_world.model.propagation import Propagation, prior_presence_summary
 from sqair_world.model.spatial import inverse_matrices
@@ -225,9 +225,7 @@ class SQAIR(nn.Module):
         zero = feats.new_zeros(R)
         blobs = None  # the self-supervised targets (model.grid), once per frame for discovery and propagation
         if self.grid and cfg.grid_aux_weight > 0 and torch.is_grad_enabled():
-            blobs = foreground_targets(
-                seen, cfg.grid_size, cfg.grid_fg_threshold, cfg.grid_blob_sigma, cfg.grid_blob_min_mass
-            )
+            blobs = frame_targets(seen, cfg)
         if self.propagation is not None and not first:
             prop = self.propagation(seen, state.z, state.h_temporal, state.h_prior, sample, action, blobs)
             prop_z = Slots(prop.what, prop.where, prop.pres, torch.where(prop.pres > 0, state.z.id, -1))
