@@ -350,3 +350,15 @@ def test_an_old_sequential_atari_checkpoint_still_loads_and_tracks(tmp_path):
     obs, _ = env.reset(seed=0)
     obs, *_ = env.step(0)
     assert obs["pres"].shape == (6,)
+
+
+def test_grid_checkpoints_written_before_the_footprint_targets_keep_the_blob_targets():
+    """The shipped Ms. Pac-Man checkpoint (blob targets, written before ``grid_targets`` existed) loads with the blob
+    rule it was trained with; the Pac-Man checkpoint records the footprint rule."""
+    from sqair_world.envs.factory import CHECKPOINT_DIR, load_default_model
+    from sqair_world.training.checkpoints import safe_torch_load
+
+    assert "grid_targets" not in safe_torch_load(CHECKPOINT_DIR / "mspacman.pt")["config"]
+    assert load_default_model("MsPacman").cfg.grid_targets == "blobs"
+    pac = load_default_model("Pacman").cfg
+    assert (pac.grid_targets, tuple(pac.grid_footprint), pac.grid_reject_overlap) == ("footprint", (8, 4), 0.5)
