@@ -85,6 +85,10 @@ def test_prediction_writes_errors_plot_and_gif_with_the_true_actions(tmp_path, c
     gif = iio.imread(tmp_path / "p.gif")  # real | imagined, side by side at 3x
     assert gif.shape[0] >= 2 and gif.shape[2] > 2 * 84 * 3
     assert "| copy_last |" in capsys.readouterr().err
+    mean = ["prediction", "--checkpoint", str(ckpt), "--steps", "4", "--horizon", "2", "--mean-rollout"]
+    assert main([*mean, "--json", str(tmp_path / "m.json")]) == 0
+    r = json.loads((tmp_path / "m.json").read_text())
+    assert r["mean_rollout"] and r["samples"] == 1 and len(r["tracked"]["imagined"]) == 2
 
 
 def test_tracking_prints_scores(tiny_ckpt, tmp_path, capsys):
@@ -105,7 +109,19 @@ def test_tracking_prints_scores(tiny_ckpt, tmp_path, capsys):
             ["--env", "--checkpoint", "--steps", "--seed", "--seeds", "--gif", "--max-distance", "--reconstructions"],
         ),
         ("tracking", ["--checkpoint", "--episodes", "--match", "{iou,centre}"]),
-        ("prediction", ["--env", "--checkpoint", "--horizon", "--samples", "--no-true-actions", "--plot", "--gif"]),
+        (
+            "prediction",
+            [
+                "--env",
+                "--checkpoint",
+                "--horizon",
+                "--samples",
+                "--mean-rollout",
+                "--no-true-actions",
+                "--plot",
+                "--gif",
+            ],
+        ),
     ],
 )
 def test_help_lists_each_subcommands_options(command, flags, capsys):

@@ -46,6 +46,28 @@ def test_the_action_enters_the_prior_and_starts_as_the_unconditional_one(tiny_sq
     assert w.shape == (3, 2, 2, acting.cfg.max_objects, 4)
 
 
+def test_the_mean_rollout_follows_the_prior_means(tiny_sqair):
+    """``mean=True``: tracked objects take the propagation prior's means, the same for every sample and seed, and
+    stay while its presence probability is over 0.5."""
+    model = tiny_sqair()
+    state = _state(model)
+    torch.manual_seed(0)
+    a = model.imagine(state, 3, 2, mean=True).z
+    torch.manual_seed(1)
+    b = model.imagine(state, 3, 2, mean=True).z
+    tracked = a.id == 0  # the object of slot 0 as long as it is kept
+    assert torch.equal(a.where[tracked], b.where[tracked]) and torch.equal(a.pres[..., 0], b.pres[..., 0])
+    assert torch.equal(a.where[:, :, 0, 0], a.where[:, :, 1, 0])  # no noise: the samples coincide
+    pp = model.propagation.prior(state.z.what, state.z.where, state.z.pres, state.h_prior, None)
+    kept = (pp.pres_logit[:, 0] > 0).float()
+    torch.testing.assert_close(a.pres[0, :, 0, 0], kept)
+    first = kept > 0
+    assert first.any()
+    torch.testing.assert_close(a.where[0, first, 0, 0], pp.where_mu[first, 0])
+    sampled = model.imagine(state, 3, 2).z.where[0, first, :, 0]
+    assert not torch.allclose(sampled, pp.where_mu[first, 0].unsqueeze(1).expand_as(sampled))
+
+
 def test_imagine_and_forward_refuse_bad_actions(tiny_sqair):
     plain, acting = tiny_sqair(), tiny_sqair(num_actions=4)
     state = _state(acting)

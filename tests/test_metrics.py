@@ -75,6 +75,23 @@ def test_addition_classifier_learns_a_sum_from_sets():
     assert acc > 0.9
 
 
+def test_addition_classifier_takes_a_target_per_frame():
+    """Per-frame targets ``[S, T]``: a digit seen only in frame 1 counts only there."""
+    g = torch.Generator().manual_seed(0)
+
+    def make(S):
+        digits = torch.randint(0, 10, (S, 2), generator=g)
+        seen = torch.stack([torch.tensor([True, False]).expand(S, 2), torch.ones(S, 2, dtype=torch.bool)], 1)
+        feats = torch.nn.functional.one_hot(digits, 10).float().unsqueeze(1).expand(S, 2, 2, 10)
+        return feats, seen.float(), (digits.unsqueeze(1) * seen).sum(-1)  # targets [S, T=2]
+
+    train, test = make(3000), make(300)
+    assert addition_accuracy(*train, *test, epochs=15) > 0.9
+    # the per-sequence target (both digits) cannot be read from frame 0, which shows one digit
+    (f, m, y), (f2, m2, y2) = train, test
+    assert addition_accuracy(f, m, y[:, 1], f2, m2, y2[:, 1], epochs=15) < 0.8
+
+
 def test_chunked_bound_equals_one_pass():
     from sqair_world.evaluation.moving_mnist import bound_rec_kl_counts
     from sqair_world.model.registry import build_model

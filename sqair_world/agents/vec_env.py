@@ -59,11 +59,16 @@ class SQAIRVecEnv(VecEnvWrapper):
         self.venv.step_async(actions)
 
     def imagine(
-        self, horizon: int, num_samples: int = 1, render: bool = False, actions: np.ndarray | None = None
+        self,
+        horizon: int,
+        num_samples: int = 1,
+        render: bool = False,
+        actions: np.ndarray | None = None,
+        mean: bool = False,
     ) -> dict[str, np.ndarray]:
         """Predicted slots of every env in one batched call, ``[E, H, S, N, ...]`` (see
         :meth:`~sqair_world.envs.slots.SlotEncoder.imagine`); the envs and trackers are left untouched."""
-        return self.encoder.imagine(horizon, num_samples, render, actions)
+        return self.encoder.imagine(horizon, num_samples, render, actions, mean)
 
     def _package(self, obs: dict[str, np.ndarray], frames: np.ndarray) -> dict[str, np.ndarray]:
         obs.pop("bound", None)

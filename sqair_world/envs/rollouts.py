@@ -123,10 +123,16 @@ def true_centres(env: gym.Env, info: dict[str, Any], size: tuple[int, int]) -> n
 
 
 def play_prediction(
-    env: gym.Env, steps: int, horizon: int = 10, num_samples: int = 8, seed: int = 0, true_actions: bool = True
+    env: gym.Env,
+    steps: int,
+    horizon: int = 10,
+    num_samples: int = 8,
+    seed: int = 0,
+    true_actions: bool = True,
+    mean: bool = False,
 ) -> PredictionRollout:
     """``steps`` steps of sticky random actions; at each, the tracked slots and ``env.imagine(horizon,
-    num_samples)`` from the tracker state, with the actions the policy takes next when the checkpoint is
+    num_samples, mean=mean)`` from the tracker state, with the actions the policy takes next when the checkpoint is
     action-conditioned and ``true_actions`` (else the prior samples them). Episodes that end are reset."""
     if steps < 2 or horizon < 1:
         raise ValueError(f"steps must be >= 2 and horizon >= 1, got {steps} and {horizon}")
@@ -148,7 +154,7 @@ def play_prediction(
         if truth_known:
             rec["truth"].append(true_centres(env, info, size))
         im = env.get_wrapper_attr("imagine")(
-            horizon, num_samples, actions=acts[t : t + horizon] if conditioned else None
+            horizon, num_samples, actions=acts[t : t + horizon] if conditioned else None, mean=mean
         )
         rec["im_ids"].append(im["id"])
         rec["im_centres"].append(im["where"][..., :2] * scale)

@@ -213,11 +213,19 @@ class SlotEncoder:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
 
-    def _imagine(self, state: TrackState, horizon: int, num_samples: int, render: bool, actions: Tensor | None = None):
+    def _imagine(
+        self,
+        state: TrackState,
+        horizon: int,
+        num_samples: int,
+        render: bool,
+        actions: Tensor | None = None,
+        mean: bool = False,
+    ):
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(self.rng.integers(2**63 - 1)))
-            return self.model.imagine(state, horizon, num_samples, render, actions)
+            return self.model.imagine(state, horizon, num_samples, render, actions, mean)
 
     def check_action_space(self, space: gym.Space) -> None:
         """An action-conditioned checkpoint needs the env's discrete actions to be the ones it was trained on."""
@@ -344,22 +352,22 @@ class SlotEncoder:
         }
 
     def imagine(
-        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None
+        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None, mean: bool = False
     ) -> dict[str, np.ndarray]:
         """Predicted slots ``[E, H, S, N, ...]`` (and frames ``[E, H, S, H_img, W_img, C]`` uint8) from the current
         state, in the model's slot order (``id`` names the tracks as the observations do), all envs in one batched
         call. ``actions`` ``[E, H]`` or ``[E, H, S]``: the actions to roll out (action-conditioned checkpoints; None
-        samples them uniformly)."""
+        samples them uniformly). ``mean``: tracked objects follow the prior's means (a point forecast)."""
         if horizon < 1 or num_samples < 1:
             raise ValueError(f"horizon and num_samples must be >= 1, got {horizon} and {num_samples}")
         acts = self.imagined_actions(actions, horizon, num_samples)
         with inference(self.threads, self.device):
-            return self._imagine_numpy(horizon, num_samples, render, acts)
+            return self._imagine_numpy(horizon, num_samples, render, acts, mean)
 
     def _imagine_numpy(
-        self, horizon: int, num_samples: int, render: bool, actions: Tensor | None = None
+        self, horizon: int, num_samples: int, render: bool, actions: Tensor | None = None, mean: bool = False
     ) -> dict[str, np.ndarray]:
-        im = self._imagine(self.state, horizon, num_samples, render, actions)
+        im = self._imagine(self.state, horizon, num_samples, render, actions, mean)
         z = Slots(*(a.transpose(0, 1) for a in im.z))  # [E, H, S, N, ...]
         flat = Slots(*(a.reshape(-1, *a.shape[3:]) for a in z))
         arrays = self.slots_to_numpy(flat)
@@ -466,11 +474,12 @@ class SQAIRObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
     def imagine(
-        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None
+        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None, mean: bool = False
     ) -> dict[str, np.ndarray]:
         """Predicted slots ``[H, S, N, ...]`` (and ``frames`` ``[H, S, H_img, W_img, C]`` uint8) from the current
         state, without touching the env or the tracker. ``actions`` ``[H]`` (or ``[H, S]``, per sample): the
-        actions to roll out, for a checkpoint with an action-conditioned prior (None: sampled uniformly).
+        actions to roll out, for a checkpoint with an action-conditioned prior (None: sampled uniformly). ``mean``:
+        tracked objects follow the prior's means instead of samples, a point forecast.
 
         Example:
             >>> import gymnasium as gym, sqair_world
@@ -480,7 +489,7 @@ class SQAIRObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
             (5, 2, 3, 4)
         """
         acts = None if actions is None else np.asarray(actions)[None]
-        return {k: v[0] for k, v in self.encoder.imagine(horizon, num_samples, render, acts).items()}
+        return {k: v[0] for k, v in self.encoder.imagine(horizon, num_samples, render, acts, mean).items()}
 
     def render(self, scale: int = 4) -> np.ndarray | None:
         """The last frame with the tracked boxes, coloured by identity (RGB uint8, ``scale`` times larger)."""

@@ -114,9 +114,9 @@ class SQAIRVectorObservation(VectorWrapper, gym.utils.RecordConstructorArgs):
         return obs, rewards, terminated, truncated, info
 
     def imagine(
-        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None
+        self, horizon: int, num_samples: int = 1, render: bool = False, actions: Any = None, mean: bool = False
     ) -> dict[str, np.ndarray]:
         """Predicted slots of every env in one batched call: ``[E, H, S, N, ...]`` (and ``frames`` ``[E, H, S,
         H_img, W_img, C]`` uint8); ``actions`` ``[E, H]`` or ``[E, H, S]`` for an action-conditioned checkpoint
-        (see :meth:`SlotEncoder.imagine`). The envs and the trackers are left untouched."""
-        return self.encoder.imagine(horizon, num_samples, render, actions)
+        (see :meth:`SlotEncoder.imagine`, also for ``mean``). The envs and the trackers are left untouched."""
+        return self.encoder.imagine(horizon, num_samples, render, actions, mean)

@@ -135,8 +135,10 @@ def addition_accuracy(
     """Train a :class:`SetClassifier` on frozen per-frame representations, return its per-frame test accuracy.
 
     :param train_feats: ``[S, T, N, F]``; ``train_mask`` ``[S, T, N]``; ``train_sum`` ``[S]`` (each frame's target is
-        its sequence's digit sum, off-screen digits included, as in the authors' counting convention)
+        its sequence's digit sum, off-screen digits included, as in the authors' counting convention) or ``[S, T]``
+        (a target per frame); ``test_sum`` likewise
     """
+    per_frame = lambda y, f: y.view(-1, 1).expand(f.shape[:2]) if y.dim() == 1 else y
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     F_ = train_feats.shape[-1]
@@ -146,7 +148,7 @@ def addition_accuracy(
     ).sqrt() + 1e-3
     norm = lambda f: (f - mu) / sd
     x, m = norm(train_feats).flatten(0, 1), train_mask.flatten(0, 1)
-    y = train_sum.view(-1, 1).expand(train_feats.shape[:2]).flatten()
+    y = per_frame(train_sum, train_feats).flatten()
     clf = SetClassifier(F_)
     opt = torch.optim.Adam(clf.parameters(), lr)
     for _ in range(epochs):
@@ -159,4 +161,4 @@ def addition_accuracy(
             opt.step()
     with torch.no_grad():
         pred = clf(norm(test_feats), test_mask).argmax(-1)  # [S, T]
-    return (pred == test_sum.view(-1, 1)).float().mean().item()
+    return (pred == per_frame(test_sum, test_feats)).float().mean().item()

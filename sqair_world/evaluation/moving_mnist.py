@@ -117,7 +117,7 @@ def evaluate(
     particles: int = 1000,
     chunk: int = 50,
     batch_size: int = 8,
-    num_addition_train: int = 2000,
+    num_addition_train: int = 20000,
     seed: int = 0,
     mnist_dir: str | None = None,
     device=None,

@@ -385,17 +385,21 @@ class SQAIR(nn.Module):
 
     # ------------------------------------------------------------------ imagination
     @torch.no_grad()
-    def _prior_step(self, state: TrackState, action: Tensor | None = None) -> TrackState:
-        """Sample z_t ~ p(z_t | z_{t-1}, a_{t-1}): propagation prior, then discovery prior, then merge."""
+    def _prior_step(self, state: TrackState, action: Tensor | None = None, mean: bool = False) -> TrackState:
+        """Sample z_t ~ p(z_t | z_{t-1}, a_{t-1}): propagation prior, then discovery prior, then merge.
+
+        ``mean``: the propagated objects take the prior's means and stay while its presence probability is over 0.5
+        (a point forecast of the tracked objects); new objects are still sampled from the discovery prior."""
         cfg = self.cfg
         R, N = state.z.pres.shape
         z_prev = state.z
         if self.propagation is not None and bool((state.t > 0).any()):
             pp = self.propagation.prior(z_prev.what, z_prev.where, z_prev.pres, state.h_prior, action)
-            pres = sample_bernoulli(pp.pres_logit, True) * z_prev.pres
+            pres = sample_bernoulli(pp.pres_logit, not mean) * z_prev.pres
+            noise = 0.0 if mean else 1.0
             prop = Slots(
-                pp.what_mu + pp.what_std * torch.randn_like(pp.what_mu),
-                pp.where_mu + pp.where_std * torch.randn_like(pp.where_mu),
+                pp.what_mu + noise * pp.what_std * torch.randn_like(pp.what_mu),
+                pp.where_mu + noise * pp.where_std * torch.randn_like(pp.where_mu),
                 pres,
                 torch.where(pres > 0, z_prev.id, -1),
             )
@@ -433,8 +437,12 @@ class SQAIR(nn.Module):
         num_samples: int = 1,
         render: bool = False,
         actions: Tensor | None = None,
+        mean: bool = False,
     ) -> Imagined:
         """Roll the learned priors ``horizon`` steps from ``state`` (rows R), ``num_samples`` futures per row.
+
+        ``mean``: tracked objects follow the propagation prior's means (presence p > 0.5) instead of samples, a
+        point forecast (docs/imagination.md); objects that appear are still sampled.
 
         ``actions``: for an action-conditioned prior, the actions taken from now on, int64 ``[H, R]`` (the same
         for every sample) or ``[H, R, S]``; None samples them uniformly, per sample. Returns ``z: [H, R, S, N, ...]``
@@ -454,7 +462,7 @@ class SQAIR(nn.Module):
         cur = TrackState(Slots(*(rep(a) for a in state.z)), *(rep(a) for a in state[1:]))
         zs, frames = [], []
         for h in range(horizon):
-            cur = self._prior_step(cur, None if actions is None else actions[h].reshape(R * S))
+            cur = self._prior_step(cur, None if actions is None else actions[h].reshape(R * S), mean)
             zs.append(cur.z)
             if render:
                 frames.append(self.render(cur.z))
