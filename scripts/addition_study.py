@@ -40,6 +40,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--target", choices=["sequence", "visible"], default="sequence")
     p.add_argument("--visible-threshold", type=float, default=0.0)
+    p.add_argument("--no-where", action="store_true", help="what codes only (drop the 4 where numbers)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch's intra-op threads")
     args, t0 = p.parse_args(), time.time()
@@ -51,6 +52,8 @@ def main() -> None:
         tr_f, tr_m = representations(model, train.frames[:, :, None], 64, "cpu")
         te_f, te_m = representations(model, test.frames[:, :, None], 64, "cpu")
     print(f"features of {len(train)} + {len(test)} sequences in {time.time() - t0:.0f} s", flush=True)
+    if args.no_where:
+        tr_f, te_f = tr_f[..., :-4], te_f[..., :-4]
     y_tr, y_te = (frame_targets(d, args.target, args.visible_threshold) for d in (train, test))
     for n in args.train_sequences:
         acc = addition_accuracy(tr_f[:n], tr_m[:n], y_tr[:n], te_f, te_m, y_te, epochs=args.epochs, seed=args.seed)
