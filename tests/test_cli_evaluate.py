@@ -44,8 +44,10 @@ def test_mnist_writes_table_metrics_and_figures(tiny_ckpt, tmp_path, monkeypatch
     assert main(["mnist", str(tiny_ckpt), *args, "--addition-train-sequences", "4", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "log p(x)" in text and "mlp-sqair (paper)" in text and "MOTA" in text
+    assert "addition classifier on 4 training sequences" in text
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["particles"] == 2 and metrics["num_sequences"] == 2 and 0 <= metrics["count_acc"] <= 1
+    assert metrics["addition_train_sequences"] == 4
     for fig in ("fig4_reconstructions.png", "fig5_prior_samples.png", "fig6_conditional_generation.png"):
         assert (out / fig).is_file()
 
