@@ -2,9 +2,12 @@
 
     python scripts/toy_collapse.py --lr 7e-3 --stage-decay 1.0 --seeds 0 1 2   # the constant rate
     python scripts/toy_collapse.py --lr 7e-3 --stage-decay 0.7 --seeds 0 1 2   # x0.7 per stage, as the fast recipe
+    python scripts/toy_collapse.py --trainer --lr 3e-3 --stages 3 4 5 6 --window 20 --seeds 0 1 2 3   # the trainer
 
 The small MLP-SQAIR of tests/test_learning.py on 0-2 moving blocks (tests/toy_data.py), Adam, batch 16, ``--steps``
-per curriculum stage; prints, per stage, the propagated objects per frame averaged over its first and last 30 steps.
+per curriculum stage; prints, per stage, the propagated objects per frame averaged over its first and last
+``--window`` steps. ``--trainer`` runs the same through the project's trainer (fast recipe, one more frame per stage,
+so ``--stages`` must grow by one), as tests/test_learning.py's length-change test does.
 The findings (a knife-edge in the rate, so no unit test) are in docs/moving_mnist.md, "The fix".
 """
 
@@ -24,8 +27,8 @@ from toy_data import moving_blocks
 from sqair_world.model.registry import build_model
 
 
-def run(seed: int, lr: float, stage_decay: float, stages: list[int], steps: int) -> list[tuple[int, float, float]]:
-    """Returns ``(T, propagated per frame over the stage's first 30 steps, over its last 30)`` per stage."""
+def run(seed: int, lr: float, stage_decay: float, stages: list[int], steps: int) -> list[list[float]]:
+    """Per stage, the propagated objects per frame (frames after the first) of each step."""
     torch.manual_seed(seed)
     x, _ = moving_blocks(512, T=max(stages), seed=0)
     model = build_model("mlp-sqair", **SMALL)
@@ -42,8 +45,47 @@ def run(seed: int, lr: float, stage_decay: float, stages: list[int], steps: int)
             out.loss.backward()
             opt.step()
             props.append((out.num_prop[1:].float() * out.weights.detach()).sum(-1).mean().item())
-        log.append((T, sum(props[:30]) / 30, sum(props[-30:]) / 30))
+        log.append(props)
     return log
+
+
+def run_trainer(seed: int, lr: float, stage_decay: float, stages: list[int], steps: int) -> list[list[float]]:
+    """The trainer's path through the same stages: per stage, the propagated objects per frame of each step."""
+    import tempfile
+
+    from sqair_world.training.trainer import TrainConfig, Trainer
+
+    if stages != list(range(stages[0], stages[-1] + 1)):
+        raise SystemExit(f"--trainer adds one frame per stage; --stages must grow by one, got {stages}")
+    torch.manual_seed(seed)
+    x, _ = moving_blocks(512, T=stages[-1], seed=0)
+    x_val, _ = moving_blocks(32, T=stages[-1], seed=1)
+    model = build_model("mlp-sqair", **SMALL)
+    model.set_background(x.mean((0, 1)))
+    as_uint8 = lambda a: (a * 255).round().to(torch.uint8).numpy()
+    with tempfile.TemporaryDirectory() as run_dir:
+        cfg = TrainConfig(
+            steps=steps * len(stages),
+            batch_size=16,
+            curriculum_start=stages[0],
+            curriculum_every=steps,
+            curriculum_max=stages[-1],
+            lr=lr,
+            lr_stage_decay=stage_decay,
+            recipe="fast",
+            seed=seed,
+            run_dir=run_dir,
+            tensorboard=False,
+            progress=False,
+            val_every=10**9,
+            device="cpu",
+        )
+        trainer = Trainer(model, as_uint8(x), as_uint8(x_val), cfg, experiment="toy")
+        per_stage: dict[int, list[float]] = {}
+        while trainer.step < cfg.steps:
+            stats = trainer.train_step()
+            per_stage.setdefault(int(stats["T"]), []).append(stats["num_prop"])
+    return [per_stage[T] for T in stages]
 
 
 def main() -> None:
@@ -53,12 +95,18 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--stages", type=int, nargs="+", default=[3, 6, 12], help="sequence length of each stage")
     p.add_argument("--steps", type=int, default=100, help="Adam steps per stage")
+    p.add_argument("--window", type=int, default=30, help="steps averaged at the start and end of each stage")
+    p.add_argument("--trainer", action="store_true", help="train with the project's trainer (fast recipe)")
     args = p.parse_args()
     torch.set_num_threads(1)
     for seed in args.seeds:
         t0 = time.time()
-        log = run(seed, args.lr, args.stage_decay, args.stages, args.steps)
-        stages = " ".join(f"T={T}: {a:.2f} -> {b:.2f}" for T, a, b in log)
+        if args.trainer:
+            props = run_trainer(seed, args.lr, args.stage_decay, args.stages, args.steps)
+        else:
+            props = run(seed, args.lr, args.stage_decay, args.stages, args.steps)
+        w = args.window
+        stages = " ".join(f"T={T}: {sum(v[:w]) / w:.2f} -> {sum(v[-w:]) / w:.2f}" for T, v in zip(args.stages, props))
         took = time.time() - t0
         print(f"seed {seed} lr {args.lr:g} x{args.stage_decay:g}/stage  {stages}  ({took:.0f} s)", flush=True)
 
