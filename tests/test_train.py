@@ -309,3 +309,9 @@ def test_bfloat16_options_are_refused_on_a_cpu_without_native_bfloat16(tmp_path,
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
     _trainer(tmp_path, 1, **{option: True})  # accepted where the CPU has it
     reduced_precision_matmul(False)  # undo fast_matmul's process-wide switch for later tests
+
+
+def test_a_run_says_how_it_computes_even_without_the_progress_bar(tmp_path, capsys):
+    _trainer(tmp_path, 1).fit()  # progress=False, as background runs with --no-progress
+    line = capsys.readouterr().err
+    assert "test: cpu (" in line and "recipe fast" in line and "float32" in line and "eager" in line

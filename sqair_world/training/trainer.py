@@ -488,7 +488,7 @@ class Trainer:
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
         deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
         total = cfg.steps if cfg.steps < 10**9 else None
-        if self.dist.main and cfg.progress:
+        if self.dist.main:  # also without the bar: logs of background runs say how they computed
             print(f"{self.experiment}: {self.describe()}", file=sys.stderr)
         bar = tqdm(
             total=total,
