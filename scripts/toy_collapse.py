@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_learning import SMALL
+from test_learning import SMALL, train_through_lengths
 from toy_data import moving_blocks
 
 from sqair_world.model.registry import build_model
@@ -49,45 +50,6 @@ def run(seed: int, lr: float, stage_decay: float, stages: list[int], steps: int)
     return log
 
 
-def run_trainer(seed: int, lr: float, stage_decay: float, stages: list[int], steps: int) -> list[list[float]]:
-    """The trainer's path through the same stages: per stage, the propagated objects per frame of each step."""
-    import tempfile
-
-    from sqair_world.training.trainer import TrainConfig, Trainer
-
-    if stages != list(range(stages[0], stages[-1] + 1)):
-        raise SystemExit(f"--trainer adds one frame per stage; --stages must grow by one, got {stages}")
-    torch.manual_seed(seed)
-    x, _ = moving_blocks(512, T=stages[-1], seed=0)
-    x_val, _ = moving_blocks(32, T=stages[-1], seed=1)
-    model = build_model("mlp-sqair", **SMALL)
-    model.set_background(x.mean((0, 1)))
-    as_uint8 = lambda a: (a * 255).round().to(torch.uint8).numpy()
-    with tempfile.TemporaryDirectory() as run_dir:
-        cfg = TrainConfig(
-            steps=steps * len(stages),
-            batch_size=16,
-            curriculum_start=stages[0],
-            curriculum_every=steps,
-            curriculum_max=stages[-1],
-            lr=lr,
-            lr_stage_decay=stage_decay,
-            recipe="fast",
-            seed=seed,
-            run_dir=run_dir,
-            tensorboard=False,
-            progress=False,
-            val_every=10**9,
-            device="cpu",
-        )
-        trainer = Trainer(model, as_uint8(x), as_uint8(x_val), cfg, experiment="toy")
-        per_stage: dict[int, list[float]] = {}
-        while trainer.step < cfg.steps:
-            stats = trainer.train_step()
-            per_stage.setdefault(int(stats["T"]), []).append(stats["num_prop"])
-    return [per_stage[T] for T in stages]
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lr", type=float, default=7e-3)
@@ -102,7 +64,8 @@ def main() -> None:
     for seed in args.seeds:
         t0 = time.time()
         if args.trainer:
-            props = run_trainer(seed, args.lr, args.stage_decay, args.stages, args.steps)
+            with tempfile.TemporaryDirectory() as run_dir:
+                props, _ = train_through_lengths(seed, args.lr, args.stage_decay, args.stages, args.steps, run_dir)
         else:
             props = run(seed, args.lr, args.stage_decay, args.stages, args.steps)
         w = args.window

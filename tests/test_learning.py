@@ -40,6 +40,46 @@ def test_small_model_learns_to_explain_and_count(name):
     assert acc1 > max(acc0 + 0.15, 0.6), (acc0, acc1)
 
 
+def train_through_lengths(seed: int, lr: float, stage_decay: float, stages: list[int], steps: int, run_dir):
+    """SMALL MLP-SQAIR through the trainer's curriculum (fast recipe, one more frame every ``steps`` steps, from
+    ``stages[0]`` to ``stages[-1]`` frames): per stage, the propagated objects per frame of each step, and its rate.
+    Shared with scripts/toy_collapse.py --trainer."""
+    from sqair_world.training.trainer import TrainConfig, Trainer
+
+    if stages != list(range(stages[0], stages[-1] + 1)):
+        raise ValueError(f"the trainer adds one frame per stage; stages must grow by one, got {stages}")
+    torch.manual_seed(seed)
+    x, _ = moving_blocks(512, T=stages[-1], seed=0)
+    x_val, _ = moving_blocks(32, T=stages[-1], seed=1)
+    model = build_model("mlp-sqair", **SMALL)
+    model.set_background(x.mean((0, 1)))
+    cfg = TrainConfig(
+        steps=steps * len(stages),
+        batch_size=16,
+        curriculum_start=stages[0],
+        curriculum_every=steps,
+        curriculum_max=stages[-1],
+        lr=lr,
+        lr_stage_decay=stage_decay,
+        recipe="fast",
+        seed=seed,
+        run_dir=str(run_dir),
+        tensorboard=False,
+        progress=False,
+        val_every=10**9,
+        device="cpu",
+    )
+    frames, frames_val = ((a * 255).round().to(torch.uint8).numpy() for a in (x, x_val))
+    trainer = Trainer(model, frames, frames_val, cfg, experiment="toy")
+    per_stage: dict[int, list[float]] = {}
+    rates: dict[int, float] = {}
+    while trainer.step < cfg.steps:
+        stats = trainer.train_step()
+        per_stage.setdefault(int(stats["T"]), []).append(stats["num_prop"])
+        rates[int(stats["T"])] = stats["lr"]
+    return [per_stage[T] for T in stages], [rates[T] for T in stages]
+
+
 def test_propagation_survives_the_curriculum_length_changes(tmp_path):
     """The trainer carries a small SQAIR through three length changes (3 -> 6 frames, the fast recipe's lr x0.7 per
     stage) and objects are still propagated after each (issue 21's regression check at toy scale).
@@ -49,38 +89,7 @@ def test_propagation_survives_the_curriculum_length_changes(tmp_path):
     length changes rather than the decay itself. Measured (AMD EPYC Zen 4): torch seeds 0-3 end every stage at 0.84-1.20
     propagated objects per frame with the decay, 0.77-1.13 without it (the data hold 1.04).
     """
-    import numpy as np
-
-    from sqair_world.training.trainer import TrainConfig, Trainer
-
-    torch.manual_seed(0)
-    x, _ = moving_blocks(512, T=6, seed=0)
-    x_val, _ = moving_blocks(32, T=6, seed=1)
-    model = build_model("mlp-sqair", **SMALL)
-    model.set_background(x.mean((0, 1)))
-    as_uint8 = lambda a: (a * 255).round().to(torch.uint8).numpy()
-    cfg = TrainConfig(
-        steps=400,
-        batch_size=16,
-        curriculum_start=3,
-        curriculum_every=100,
-        curriculum_max=6,
-        lr=3e-3,
-        recipe="fast",
-        run_dir=str(tmp_path),
-        tensorboard=False,
-        progress=False,
-        val_every=10**6,
-        device="cpu",
-    )
-    trainer = Trainer(model, as_uint8(x), as_uint8(x_val), cfg, experiment="toy")
-    per_length: dict[int, list[float]] = {}
-    lr = {}
-    while trainer.step < cfg.steps:
-        stats = trainer.train_step()
-        per_length.setdefault(int(stats["T"]), []).append(stats["num_prop"])
-        lr[int(stats["T"])] = stats["lr"]
-    assert sorted(per_length) == [3, 4, 5, 6]
-    assert lr[6] == pytest.approx(3e-3 * 0.7**3)
-    ends = {T: float(np.mean(v[-20:])) for T, v in per_length.items()}
-    assert all(end > 0.6 for end in ends.values()), ends
+    per_length, lr = train_through_lengths(0, 3e-3, 0.7, [3, 4, 5, 6], 100, tmp_path)
+    assert lr[-1] == pytest.approx(3e-3 * 0.7**3)  # past the warm-up, decayed at each of the three changes
+    ends = [sum(v[-20:]) / 20 for v in per_length]
+    assert all(end > 0.6 for end in ends), ends
