@@ -353,9 +353,9 @@ def format_atari(result: dict) -> str:
 def run_prediction(cfg: PredictionEval) -> None:
     env = make_sqair_env(cfg.env, checkpoint=cfg.checkpoint, device=cfg.device, include_frame=cfg.gif is not None)
     per_seed = {}
+    samples = 1 if cfg.mean_rollout else cfg.samples  # the mean rollout is one deterministic future
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         torch.manual_seed(seed)
-        samples = 1 if cfg.mean_rollout else cfg.samples
         roll = play_prediction(env, cfg.steps, cfg.horizon, samples, seed, cfg.true_actions, cfg.mean_rollout)
         per_seed[seed] = prediction_errors(roll)
     model = env.get_wrapper_attr("model")
@@ -364,7 +364,7 @@ def run_prediction(cfg: PredictionEval) -> None:
         "checkpoint": str(cfg.checkpoint or "shipped"),
         "action_conditioned": model.cfg.num_actions > 0 and cfg.true_actions,
         "steps": cfg.steps,
-        "samples": 1 if cfg.mean_rollout else cfg.samples,
+        "samples": samples,
         "mean_rollout": cfg.mean_rollout,
         "seeds": list(per_seed),
         **mean_results(list(per_seed.values())),

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.discovery import Discovery
-from sqair_world.model.distributions import gaussian_image_log_lik, sample_bernoulli
+from sqair_world.model.distributions import gaussian_image_log_lik, sample_bernoulli, sample_normal
 from sqair_world.model.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
 from sqair_world.model.grid import GridBackbone, GridDiscovery, frame_targets
 from sqair_world.model.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
@@ -396,10 +396,9 @@ class SQAIR(nn.Module):
         if self.propagation is not None and bool((state.t > 0).any()):
             pp = self.propagation.prior(z_prev.what, z_prev.where, z_prev.pres, state.h_prior, action)
             pres = sample_bernoulli(pp.pres_logit, not mean) * z_prev.pres
-            noise = 0.0 if mean else 1.0
             prop = Slots(
-                pp.what_mu + noise * pp.what_std * torch.randn_like(pp.what_mu),
-                pp.where_mu + noise * pp.where_std * torch.randn_like(pp.where_mu),
+                sample_normal(pp.what_mu, pp.what_std, not mean),
+                sample_normal(pp.where_mu, pp.where_std, not mean),
                 pres,
                 torch.where(pres > 0, z_prev.id, -1),
             )
