@@ -3,6 +3,7 @@
 
     python scripts/prior_length_study.py --prior gru --seed 0
     python scripts/prior_length_study.py --prior markov --seed 0
+    python scripts/prior_length_study.py --prior markov --velocity --rollout-steps 4 --seed 0
 
 Trains the sprite-world grid model (training.experiments.SPRITE_WORLD_MODEL, 5 actions) for ``--steps`` steps on
 6-frame sequences, then on held-out sequences tracks 4 frames (inside the training length) and 8 (past it) and
@@ -28,9 +29,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--horizon", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--velocity", action="store_true", help="SQAIRConfig.prop_prior_velocity (Markov prior)")
+    p.add_argument("--rollout-steps", type=int, default=0, help="SQAIRConfig.prior_rollout_steps (0: off)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    model = sprite_world_model(num_actions=5, prop_prior=args.prior)
+    model = sprite_world_model(
+        num_actions=5, prop_prior=args.prior, prop_prior_velocity=args.velocity, prior_rollout_steps=args.rollout_steps
+    )
     start = time.time()
     fit_sprite_world(model, args.steps, args.seed)
     seconds = round(time.time() - start)
@@ -38,7 +43,18 @@ def main() -> None:
     for seen in (4, 8):
         e = player_errors(model, seen, args.horizon)
         errors[seen] = [(round(i, 2), round(c, 2)) for i, c in zip(e.imagined, e.copy_last)]
-    print(json.dumps(dict(prior=args.prior, seed=args.seed, train_seconds=seconds, imagined_vs_copy_px=errors)))
+    print(
+        json.dumps(
+            dict(
+                prior=args.prior,
+                velocity=args.velocity,
+                rollout_steps=args.rollout_steps,
+                seed=args.seed,
+                train_seconds=seconds,
+                imagined_vs_copy_px=errors,
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -198,6 +198,7 @@ def run(args: PretrainArgs) -> int:
             cfg.curriculum_max,
             cfg.data_seed,
             with_actions=True,
+            progress=cfg.progress,
         )  # a random policy's sequences and its actions: the Atari data set
         train_x, val_x, val_counts = frames[:, : cfg.num_train_sequences], frames[:, cfg.num_train_sequences :], None
         if model_fields["num_actions"]:
@@ -300,8 +301,9 @@ def game_actions(env_id: str, num_actions: int, use_actions: bool) -> int:
     return n
 
 
-# new modules a checkpoint without them leaves at their initialisation (the action effect starts at zero)
-FRESH_MODULES = ("propagation.prior.action_effect.",)
+# new modules a checkpoint without them leaves at their initialisation (the action effect and velocity gain start at
+# zero)
+FRESH_MODULES = ("propagation.prior.action_effect.", "propagation.prior.velocity_gain")
 PROP_PRIOR = "propagation.prior."
 
 

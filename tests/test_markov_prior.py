@@ -68,3 +68,68 @@ def test_the_markov_prior_imagines_past_its_training_length_on_the_sprite_world(
     assert errors.found > 0.9
     for h, (imagined, copy) in enumerate(zip(errors.imagined, errors.copy_last)):
         assert imagined < 0.9 * copy, f"H={h + 1}: imagined {imagined:.2f} px, copy-last {copy:.2f} px"
+
+
+def test_the_velocity_gain_extrapolates_the_last_displacement_and_starts_at_zero(tiny_sqair, tmp_path):
+    """``prop_prior_velocity``: the where mean moves by tanh(g) * (where_{t-1} - where_{t-2}); g starts at zero, so a
+    fine-tune from a Markov checkpoint starts as that checkpoint's prior; it needs the residual Markov prior."""
+    from sqair_world.pretrain import init_weights
+    from sqair_world.training.checkpoints import save_model
+
+    torch.manual_seed(0)
+    what = torch.randn(1, 3, tiny_sqair().cfg.n_what)
+    a, b = torch.tensor([-2.0, -2.0, 0.1, 0.0]), torch.tensor([-2.0, -2.0, 0.3, -0.1])
+    plain = tiny_sqair(prop_prior="markov", prop_prior_residual=True)
+    save_model(tmp_path / "markov.pt", plain)
+    fast = tiny_sqair(prop_prior="markov", prop_prior_residual=True, prop_prior_velocity=True)
+    init_weights(fast, str(tmp_path / "markov.pt"))
+    assert torch.equal(_prior_after(fast, [a, b], what), _prior_after(plain, [a, b], what))
+    with torch.no_grad():
+        fast.propagation.prior.velocity_gain.fill_(10.0)  # tanh(10) = 1: constant velocity on top of the MLP
+    moved = _prior_after(fast, [a, b], what) - _prior_after(plain, [a, b], what)
+    assert torch.allclose(moved, (b - a).expand_as(moved), atol=1e-5)
+    assert torch.equal(_prior_after(fast, [b], what), _prior_after(plain, [b], what))  # a new track has not moved
+    with pytest.raises(ValueError, match="prop_prior_velocity"):
+        tiny_sqair(prop_prior_velocity=True)
+
+
+def _moving_states(model, frames: int, velocity: torch.Tensor):
+    """Posterior states of two objects moving at a constant ``velocity [4]`` per frame (the Markov prior's state
+    carries where_{t-1})."""
+    from sqair_world.model.types import Slots, TrackState
+
+    cfg, R, N = model.cfg, 2, model.cfg.max_objects
+    start = torch.tensor([-2.0, -2.0, -0.5, 0.0]).expand(R, N, 4).clone()
+    start[:, 1, 2] = 0.4
+    pres = torch.tensor([1.0, 1.0] + [0.0] * (N - 2)).expand(R, N)
+    ids = torch.tensor([0, 1] + [-1] * (N - 2)).expand(R, N)
+    what = torch.zeros(R, N, cfg.n_what)
+    states = []
+    for t in range(frames):
+        h = torch.zeros(R, N, cfg.n_hidden)
+        h[..., :4], h[..., 4] = start + (t - 1) * velocity, float(t > 0)
+        z = Slots(what, start + t * velocity, pres, ids)
+        states.append(TrackState(z, torch.zeros_like(h), h, torch.full((R,), 2), torch.full((R,), t + 1)))
+    return states
+
+
+def test_the_rollout_loss_trains_the_prior_alone_and_prefers_the_true_motion(tiny_sqair):
+    """``prior_rollout_steps``: the mean rollout is scored 2..k frames ahead against the posterior; on objects moving
+    at constant velocity a prior that extrapolates it (velocity gain tanh(g) = 1) scores better than one that stays,
+    and the loss's gradient reaches the propagation prior's parameters only."""
+    from sqair_world.model.priors import prior_rollout_loss
+
+    model = tiny_sqair(prop_prior="markov", prop_prior_residual=True, prop_prior_velocity=True, prior_rollout_steps=3)
+    prior = model.propagation.prior
+    states = _moving_states(model, 6, torch.tensor([0.0, 0.0, 0.05, -0.03]))
+    actions = [None] * 6
+    stay = prior_rollout_loss(prior, states, actions, 3)
+    stay.backward()
+    assert (prior.velocity_gain.grad[2:] < 0).all()  # descent raises the gain of the coordinates that move
+    grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert grads and all(n.startswith("propagation.prior.") for n in grads)
+    with torch.no_grad():
+        prior.velocity_gain.fill_(10.0)
+    assert prior_rollout_loss(prior, states, actions, 3) < stay
+    with pytest.raises(ValueError, match="prior_rollout_steps"):
+        tiny_sqair(prior_rollout_steps=1)

@@ -219,6 +219,7 @@ def collect_sequences(
     policy: str = "random",
     skip: int = 30,
     with_actions: bool = False,
+    progress: bool = True,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Preprocessed frames from a random policy: uint8 ``[T, S, 3, 84, 84]``, time-major; with ``with_actions``
     also the actions, int64 ``[T, S]``, ``actions[t]`` the one taken after frame t (it led to frame t + 1).
@@ -235,7 +236,7 @@ def collect_sequences(
     obs, _ = env.reset(seed=seed)
     s, t, since_reset = 0, 0, 0
     last: tuple[int, int] | None = None  # the last recorded frame, whose action is chosen next
-    bar = tqdm(total=num_sequences, desc=f"collect {env_id}", unit="seq", leave=False)
+    bar = tqdm(total=num_sequences, desc=f"collect {env_id}", unit="seq", leave=False, disable=not progress)
     action = 0
     while s < num_sequences:
         action = sticky_action(rng, action, env.action_space.n)

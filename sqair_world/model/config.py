@@ -151,6 +151,19 @@ class SQAIRConfig:
     track. "markov": an MLP over the object at t-1 and its displacement since t-2 only, so the prior is the same
     function at a track's 300th step as at the 5th (a tracker runs the GRU far past the training length, and its
     prior drifted with track age: docs/imagination.md "Diagnosis")."""
+    prop_prior_velocity: bool = False
+    """Markov prior only: its where mean also moves by g * (where_{t-1} - where_{t-2}), g a learned per-coordinate
+    gain in (-1, 1) that starts at 0. A damped constant-velocity term the MLP need not build from its small
+    displacement input (docs/imagination.md "Velocity")."""
+
+    prior_rollout_steps: int = 0
+    """> 1 adds a rollout loss: from each frame's posterior state, the propagation prior's means are rolled 2 to
+    this many steps ahead (with the actions taken) and scored against the posterior's where there, stds held fixed
+    (model.priors.prior_rollout_loss). The ELBO trains one-step predictions only, whose errors compound unseen in
+    imagination (docs/imagination.md "Diagnosis"); this is latent overshooting (Hafner et al., 2019) on where's
+    means. 0: the paper's objective."""
+    prior_rollout_weight: float = 1.0
+    """Weight of that loss against the ELBO surrogate (both per frame)."""
 
     num_actions: int = 0
     """Size of the env's discrete action space; > 0 conditions the propagation prior on the action taken between
@@ -230,6 +243,17 @@ class SQAIRConfig:
         if self.prop_prior == "markov" and self.n_hidden < 5:
             problems.append(
                 f"prop_prior='markov' keeps where_(t-1) and a flag in its state: n_hidden >= 5, got {self.n_hidden}"
+            )
+        if self.prop_prior_velocity and not (self.prop_prior == "markov" and self.prop_prior_residual):
+            problems.append(
+                "prop_prior_velocity extrapolates the Markov prior's residual where mean: it needs "
+                f"prop_prior='markov' and prop_prior_residual=True, got {self.prop_prior!r} and "
+                f"{self.prop_prior_residual}"
+            )
+        if self.prior_rollout_steps < 0 or self.prior_rollout_steps == 1 or self.prior_rollout_weight < 0:
+            problems.append(
+                "prior_rollout_steps is 0 (off) or the longest rollout, >= 2 (one step is the ELBO's), and "
+                f"prior_rollout_weight >= 0, got {self.prior_rollout_steps} and {self.prior_rollout_weight}"
             )
         if self.num_actions < 0:
             problems.append(f"num_actions must be >= 0 (0: an unconditional prior), got {self.num_actions}")

@@ -15,6 +15,7 @@ from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.distributions import mask_logit, normal_log_prob
 from sqair_world.model.nn import MLP, GRUCell, linear, softplus_std
 from sqair_world.model.subsets import ObjectSubset
+from sqair_world.model.types import TrackState
 
 
 class PropPriorOutput(NamedTuple):
@@ -33,6 +34,7 @@ class PropagationPrior(nn.Module):
     With ``SQAIRConfig.prop_prior="markov"`` an MLP over [what_{t-1}, where_{t-1}, where_{t-1} - where_{t-2}, seen]
     replaces the GRU; its state ``h`` then only carries ``[where_{t-1}, 1, 0, ...]`` to the next step (``seen`` = 0
     for a track's first step, whose displacement is unknown and set to zero). Its head's weights start at zero.
+    ``prop_prior_velocity`` adds ``tanh(g) * (where_{t-1} - where_{t-2})`` to its where mean, ``g [4]`` learned.
     With ``SQAIRConfig.num_actions > 0`` an action effect, an MLP over [GRU state, one-hot action a_{t-1}], adds to
     the head's output; its last layer starts at zero, so an action-conditioned prior starts as the unconditional
     one (and fine-tunes from its checkpoint).
@@ -48,6 +50,7 @@ class PropagationPrior(nn.Module):
         else:
             self.gru = GRUCell(cfg.n_what + 4, cfg.n_hidden)
             self.h0 = nn.Parameter(torch.zeros(cfg.n_hidden))
+        self.velocity_gain = nn.Parameter(torch.zeros(4)) if cfg.prop_prior_velocity else None  # g = tanh(.)
         self.head = linear(cfg.n_hidden, 1 + 8 + 2 * cfg.n_what)
         if self.markov is not None:  # starts as "stay as you were" (with prop_prior_residual), wide, whatever the MLP
             nn.init.zeros_(self.head.weight)
@@ -84,6 +87,8 @@ class PropagationPrior(nn.Module):
         logit = mask_logit(logit.squeeze(-1) + self.cfg.prop_prior_step_bias, pres, self.cfg.mask_logit)
         if self.cfg.prop_prior_residual:  # a tracker's prior: objects stay where and as they were, plus a change
             w_mu, z_mu = where + w_mu, what + z_mu
+        if self.velocity_gain is not None:  # damped constant velocity; |g| < 1 keeps rollouts from blowing up
+            w_mu = w_mu + torch.tanh(self.velocity_gain) * moved * pres.unsqueeze(-1)
         s = self.cfg.min_std
         return PropPriorOutput(h_new, logit, w_mu, softplus_std(w_raw, s), z_mu, softplus_std(z_raw, s))
 
@@ -143,3 +148,34 @@ class DiscoveryPrior(nn.Module):
             prev = mu + softplus_std(raw, self.cfg.min_std) * torch.randn_like(mu)
             out.append(prev)
         return torch.stack(out, 1)
+
+
+def prior_rollout_loss(prior: PropagationPrior, states: list[TrackState], actions: list[Tensor | None], steps: int):
+    """Multi-step error of the propagation prior's mean rollout, scored like its one-step where term: ``[]``.
+
+    From the posterior state after each frame t (``states[t]``, rows R; detached: only the prior learns), the prior's
+    means are fed back for k = 1..``steps`` frames with ``actions[t + k]`` (``[R]``, the action that led to frame
+    t + k, or None). At k >= 2, every object still tracked at t + k (same identity) pays
+    -log N(where_{t+k} | mu_k, std_k) with std_k detached, so the means learn to predict k steps ahead and the stds
+    keep their one-step meaning. Summed over objects, k and t, divided by R * T: a per-frame figure, as the ELBO's.
+    """
+    T, R = len(states), states[0].t.shape[0]
+    total = states[0].z.where.new_zeros(())
+    for t in range(T - 2):
+        z, h = states[t].z, states[t].h_prior.detach()
+        what, where = z.what.detach(), z.where.detach()
+        for k in range(1, min(steps, T - 1 - t) + 1):
+            out = prior(what, where, z.pres, h, actions[t + k])
+            what, where, h = out.what_mu, out.where_mu, out.h
+            if k < 2:
+                continue
+            later = states[t + k].z  # the same identity, present at both ends: [R, N (start), N (later)]
+            same = (
+                (z.id.unsqueeze(-1) == later.id.unsqueeze(-2))
+                & (z.pres > 0).unsqueeze(-1)
+                & (later.pres > 0).unsqueeze(-2)
+            )
+            target = same.to(where.dtype) @ later.where.detach()
+            nll = -normal_log_prob(target, where, out.where_std.detach()).sum(-1)
+            total = total + (nll * same.any(-1)).sum()
+    return total / (R * T)

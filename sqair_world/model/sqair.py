@@ -26,6 +26,7 @@ from sqair_world.model.distributions import gaussian_image_log_lik, sample_berno
 from sqair_world.model.glimpse import GlimpseDecoder, GlimpseEncoder, make_backbones
 from sqair_world.model.grid import GridBackbone, GridDiscovery, frame_targets
 from sqair_world.model.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
+from sqair_world.model.priors import prior_rollout_loss
 from sqair_world.model.propagation import Propagation, prior_presence_summary
 from sqair_world.model.spatial import inverse_matrices
 from sqair_world.model.subsets import ObjectSubset
@@ -333,6 +334,11 @@ class SQAIR(nn.Module):
         loss = objective.loss
         if self.grid and self.cfg.grid_aux_weight > 0:  # self-supervised targets (model.grid), per frame and row
             loss = loss + self.cfg.grid_aux_weight * stack("aux_loss").mean()
+        if self.propagation is not None and self.cfg.prior_rollout_steps > 1 and self.training:
+            acts = [None if actions is None or t == 0 else actions[t - 1].repeat_interleave(K, 0) for t in range(T)]
+            states = [s.state for s in steps]
+            rollout = prior_rollout_loss(self.propagation.prior, states, acts, self.cfg.prior_rollout_steps)
+            loss = loss + self.cfg.prior_rollout_weight * rollout
         z = Slots(
             *(
                 torch.stack([s.state.z[i] for s in steps]).view(T, B, K, *steps[0].state.z[i].shape[1:])
