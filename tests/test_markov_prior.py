@@ -133,3 +133,19 @@ def test_the_rollout_loss_trains_the_prior_alone_and_prefers_the_true_motion(tin
     assert prior_rollout_loss(prior, states, actions, 3) < stay
     with pytest.raises(ValueError, match="prior_rollout_steps"):
         tiny_sqair(prior_rollout_steps=1)
+
+
+def test_the_rollout_loss_enters_the_training_loss_only(tiny_sqair):
+    """SQAIR.forward adds the rollout loss in training mode; evaluation (and the bound) is the paper's."""
+    x = torch.rand(4, 2, *tiny_sqair().cfg.image_shape)
+    losses = {}
+    for steps in (0, 3):
+        model = tiny_sqair(prop_prior="markov", prop_prior_residual=True, prior_rollout_steps=steps)
+        for mode in ("train", "eval"):
+            getattr(model, mode)()
+            torch.manual_seed(1)
+            out = model(x)
+            losses[steps, mode] = (out.loss.item(), out.iwae.detach())
+    assert losses[0, "train"][0] != losses[3, "train"][0]
+    assert losses[0, "eval"][0] == losses[3, "eval"][0]
+    assert torch.equal(losses[0, "train"][1], losses[3, "train"][1])

@@ -150,7 +150,9 @@ class DiscoveryPrior(nn.Module):
         return torch.stack(out, 1)
 
 
-def prior_rollout_loss(prior: PropagationPrior, states: list[TrackState], actions: list[Tensor | None], steps: int):
+def prior_rollout_loss(
+    prior: PropagationPrior, states: list[TrackState], actions: list[Tensor | None], steps: int
+) -> Tensor:
     """Multi-step error of the propagation prior's mean rollout, scored like its one-step where term: ``[]``.
 
     From the posterior state after each frame t (``states[t]``, rows R; detached: only the prior learns), the prior's
