@@ -321,9 +321,10 @@ class SQAIR(nn.Module):
         feats = self.encode_images(x)  # [T, B, H], once per frame (§8.10)
         state = self.initial_state(B * K, x.device)
         steps = []
+        # acts[t]: the action that led to frame t, per row (None at t = 0 or without actions)
+        acts = [None if actions is None or t == 0 else actions[t - 1].repeat_interleave(K, 0) for t in range(T)]
         for t in range(T):
-            act = actions[t - 1].repeat_interleave(K, 0) if actions is not None and t > 0 else None
-            out = self.step(state, x[t], feats[t], sample, first=(t == 0 or self.propagation is None), action=act)
+            out = self.step(state, x[t], feats[t], sample, first=(t == 0 or self.propagation is None), action=acts[t])
             state = out.state if self.propagation is not None else self._air_state(out.state)
             steps.append(out)
         stack = lambda name: torch.stack([getattr(s, name) for s in steps]).view(T, B, K)
@@ -335,7 +336,6 @@ class SQAIR(nn.Module):
         if self.grid and self.cfg.grid_aux_weight > 0:  # self-supervised targets (model.grid), per frame and row
             loss = loss + self.cfg.grid_aux_weight * stack("aux_loss").mean()
         if self.propagation is not None and self.cfg.prior_rollout_steps > 1 and self.training:
-            acts = [None if actions is None or t == 0 else actions[t - 1].repeat_interleave(K, 0) for t in range(T)]
             states = [s.state for s in steps]
             rollout = prior_rollout_loss(self.propagation.prior, states, acts, self.cfg.prior_rollout_steps)
             loss = loss + self.cfg.prior_rollout_weight * rollout
