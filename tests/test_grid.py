@@ -16,6 +16,7 @@ from sqair_world.model.grid import (
     GridPrior,
     cell_centres,
     cell_where,
+    continuity_loss,
     covered_fraction,
     footprint_targets,
     foreground_targets,
@@ -213,6 +214,26 @@ def test_footprint_targets_split_two_touching_sprites_that_make_one_blob():
     # at most max_objects are taken, the largest first
     few, _ = footprint_targets(seen, 7, 0.1, (8, 4), 0.45, max_objects=1)
     assert few.sum() == 1
+
+
+def test_continuity_keeps_the_nearest_object_of_a_blob_or_every_near_one():
+    """One blob (4x4 grid, cell (1, 1)); object A on it, B half a cell beside it, C far away. Exclusive (Atari's
+    doubles): A stays and is pulled, B and C are told to go. Shared (people hidden behind others): A and B stay,
+    only A is pulled, C goes."""
+    target, offset = torch.zeros(1, 16), torch.zeros(1, 16, 2)
+    target[0, 5] = 1.0  # peak at the cell centre (0.375, 0.375)
+    boxes = torch.tensor([[[0.40, 0.375, 0.2, 0.2], [0.50, 0.375, 0.2, 0.2], [0.875, 0.875, 0.2, 0.2]]])
+    alive = torch.ones(1, 3)
+    for exclusive, stays in ((True, [1.0, 0.0, 0.0]), (False, [1.0, 1.0, 0.0])):
+        loc = box_to_where(boxes).requires_grad_()
+        logit = torch.zeros(1, 3, requires_grad=True)
+        continuity_loss((target, offset), loc, logit, alive, K=1, grid=4, exclusive=exclusive).sum().backward()
+        # d BCE / d logit = sigmoid(0) - target: negative where the object is told to stay
+        assert (logit.grad[0] < 0).tolist() == [s > 0 for s in stays]
+        pulled = loc.grad[0, :, 2:].abs().sum(-1) > 0  # the centre coordinates (tx, ty)
+        assert pulled.tolist() == [True, False, False]
+    dead = continuity_loss((target, offset), box_to_where(boxes), torch.zeros(1, 3), torch.zeros(1, 3), 1, 4, False)
+    assert dead.item() == 0.0  # slots that were not propagated pay nothing
 
 
 def test_frame_targets_follow_the_config_and_bad_footprints_are_refused():

@@ -71,7 +71,7 @@ def test_the_markov_prior_imagines_past_its_training_length_on_the_sprite_world(
 
 
 def test_the_velocity_gain_extrapolates_the_last_displacement_and_starts_at_zero(tiny_sqair, tmp_path):
-    """``prop_prior_velocity``: the where mean moves by tanh(g) * (where_{t-1} - where_{t-2}); g starts at zero, so a
+    """``prop_prior_velocity``: the where mean moves by tanh(10 g) * (where_{t-1} - where_{t-2}); g starts at zero, so a
     fine-tune from a Markov checkpoint starts as that checkpoint's prior; it needs the residual Markov prior."""
     from sqair_world.pretrain import init_weights
     from sqair_world.training.checkpoints import save_model
@@ -85,7 +85,7 @@ def test_the_velocity_gain_extrapolates_the_last_displacement_and_starts_at_zero
     init_weights(fast, str(tmp_path / "markov.pt"))
     assert torch.equal(_prior_after(fast, [a, b], what), _prior_after(plain, [a, b], what))
     with torch.no_grad():
-        fast.propagation.prior.velocity_gain.fill_(10.0)  # tanh(10) = 1: constant velocity on top of the MLP
+        fast.propagation.prior.velocity_gain.fill_(10.0)  # tanh(100) = 1: constant velocity on top of the MLP
     moved = _prior_after(fast, [a, b], what) - _prior_after(plain, [a, b], what)
     assert torch.allclose(moved, (b - a).expand_as(moved), atol=1e-5)
     assert torch.equal(_prior_after(fast, [b], what), _prior_after(plain, [b], what))  # a new track has not moved

@@ -139,6 +139,10 @@ class SQAIRConfig:
     """(h, w) pixels of one object for the "footprint" targets (Atari sprites at 84x84: about 8 x 4)."""
     grid_footprint_fill: float = 0.45
     """Foreground fraction of that window above which the pursuit takes one more object."""
+    grid_continuity_exclusive: bool = True
+    """Propagation's continuity targets (model.grid.continuity_loss, with grid_aux_weight): True, a blob keeps only
+    its nearest object and tells the others to go (doubles on Atari sprites); False, every object within 1.5 cells of
+    a blob stays, so a person hidden behind another is kept (pedestrians, whose overlaps make one blob)."""
 
     prop_prior_residual: bool = False
     """The propagation prior's where and what means are offsets from the object's own values at t-1, instead of

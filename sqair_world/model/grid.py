@@ -192,14 +192,22 @@ def foreground_mask(seen: Tensor, threshold: float) -> Tensor:
 
 
 def continuity_loss(
-    blobs: tuple[Tensor, Tensor], loc: Tensor, pres_logit: Tensor, alive: Tensor, K: int, grid: int
+    blobs: tuple[Tensor, Tensor],
+    loc: Tensor,
+    pres_logit: Tensor,
+    alive: Tensor,
+    K: int,
+    grid: int,
+    exclusive: bool = True,
 ) -> Tensor:
     """Self-supervised targets of propagation (MOC's object continuity, as tracking by detection).
 
-    An object stays while a blob centre (:func:`foreground_targets`) lies within 1.5 cells of its box centre and no
-    other object is nearer that blob, and its box centre is pulled onto that blob's. ``loc [R, N, 4]``: the
-    propagated where means; ``pres_logit [R, N]``: their raw presence logits; ``alive [R, N]``: 1. for slots that
-    were propagated; ``blobs``: the frame's :func:`foreground_targets`. Returns the loss summed over them, ``[R]``."""
+    An object stays while a blob centre (:func:`foreground_targets`) lies within 1.5 cells of its box centre, and
+    its box centre is pulled onto that blob's if no other object is nearer the blob. ``exclusive``: an object whose
+    blob has a nearer object is told to go (a second box on the same sprite, a double); otherwise it stays, unpulled
+    (a person hidden behind another makes no blob of their own). ``loc [R, N, 4]``: the propagated where means;
+    ``pres_logit [R, N]``: their raw presence logits; ``alive [R, N]``: 1. for slots that were propagated;
+    ``blobs``: the frame's :func:`foreground_targets`. Returns the loss summed over them, ``[R]``."""
     target, offset = blobs  # [B, M], [B, M, 2]
     peaks = (cell_centres(grid, loc.device) + offset / grid).repeat_interleave(K, 0)  # [R, M, 2] fractions
     valid = target.repeat_interleave(K, 0) > 0
@@ -207,14 +215,15 @@ def continuity_loss(
     d = torch.cdist(centre.detach(), peaks).masked_fill(~valid.unsqueeze(1), float("inf"))  # [R, N, M]
     d = d.masked_fill(alive.unsqueeze(-1) <= 0, float("inf"))
     dmin, nearest = d.min(-1)
-    # each blob keeps one object, its nearest: a second box on the same sprite (a double) is told to go
-    owner = d.argmin(1)  # [R, M]
+    owner = d.argmin(1)  # [R, M]: each blob's nearest object
     owns = owner.gather(1, nearest) == torch.arange(d.shape[1], device=d.device)
-    near = ((dmin < 1.5 / grid) & owns).float()
+    close = dmin < 1.5 / grid
+    pulled = (close & owns).float()
+    stays = pulled if exclusive else close.float()
     goal = peaks.gather(1, nearest.unsqueeze(-1).expand(*nearest.shape, 2))
     centre_err = ((centre - goal) * grid).pow(2).sum(-1)  # in cells, as the discovery's centre targets
-    bce = F.binary_cross_entropy_with_logits(pres_logit, near, reduction="none")
-    return CONTINUITY_WEIGHT * (alive * (bce + 10.0 * near * centre_err)).sum(-1)
+    bce = F.binary_cross_entropy_with_logits(pres_logit, stays, reduction="none")
+    return CONTINUITY_WEIGHT * (alive * (bce + 10.0 * pulled * centre_err)).sum(-1)
 
 
 def _gaussian(sigma: float, like: Tensor) -> tuple[Tensor, int]:

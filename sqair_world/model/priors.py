@@ -17,6 +17,10 @@ from sqair_world.model.nn import MLP, GRUCell, linear, softplus_std
 from sqair_world.model.subsets import ObjectSubset
 from sqair_world.model.types import TrackState
 
+# the velocity gain is tanh(VELOCITY_RATE * p): Adam moves p by about lr per step, and at rate 1 the gain was still
+# moving after a whole fine-tune, up from 0 (to 0.37) and down from 0.8 (to 0.69) (docs/imagination.md)
+VELOCITY_RATE = 10.0
+
 
 class PropPriorOutput(NamedTuple):
     h: Tensor  #: [R, N, H] new prior-GRU state
@@ -34,7 +38,8 @@ class PropagationPrior(nn.Module):
     With ``SQAIRConfig.prop_prior="markov"`` an MLP over [what_{t-1}, where_{t-1}, where_{t-1} - where_{t-2}, seen]
     replaces the GRU; its state ``h`` then only carries ``[where_{t-1}, 1, 0, ...]`` to the next step (``seen`` = 0
     for a track's first step, whose displacement is unknown and set to zero). Its head's weights start at zero.
-    ``prop_prior_velocity`` adds ``tanh(g) * (where_{t-1} - where_{t-2})`` to its where mean, ``g [4]`` learned.
+    ``prop_prior_velocity`` adds ``tanh(10 g) * (where_{t-1} - where_{t-2})`` to its where mean, ``g [4]`` learned
+    from zero.
     With ``SQAIRConfig.num_actions > 0`` an action effect, an MLP over [GRU state, one-hot action a_{t-1}], adds to
     the head's output; its last layer starts at zero, so an action-conditioned prior starts as the unconditional
     one (and fine-tunes from its checkpoint).
@@ -50,7 +55,7 @@ class PropagationPrior(nn.Module):
         else:
             self.gru = GRUCell(cfg.n_what + 4, cfg.n_hidden)
             self.h0 = nn.Parameter(torch.zeros(cfg.n_hidden))
-        self.velocity_gain = nn.Parameter(torch.zeros(4)) if cfg.prop_prior_velocity else None  # g = tanh(.)
+        self.velocity_gain = nn.Parameter(torch.zeros(4)) if cfg.prop_prior_velocity else None  # see VELOCITY_RATE
         self.head = linear(cfg.n_hidden, 1 + 8 + 2 * cfg.n_what)
         if self.markov is not None:  # starts as "stay as you were" (with prop_prior_residual), wide, whatever the MLP
             nn.init.zeros_(self.head.weight)
@@ -88,7 +93,7 @@ class PropagationPrior(nn.Module):
         if self.cfg.prop_prior_residual:  # a tracker's prior: objects stay where and as they were, plus a change
             w_mu, z_mu = where + w_mu, what + z_mu
         if self.velocity_gain is not None:  # damped constant velocity; |g| < 1 keeps rollouts from blowing up
-            w_mu = w_mu + torch.tanh(self.velocity_gain) * moved * pres.unsqueeze(-1)
+            w_mu = w_mu + torch.tanh(VELOCITY_RATE * self.velocity_gain) * moved * pres.unsqueeze(-1)
         s = self.cfg.min_std
         return PropPriorOutput(h_new, logit, w_mu, softplus_std(w_raw, s), z_mu, softplus_std(z_raw, s))
 

@@ -244,7 +244,7 @@ class Propagation(nn.Module):
         aux = None
         if targets and n:
             raw_logits, alive, locs = (torch.stack(a, 1) for a in zip(*logits))
-            aux = continuity_loss(blobs, locs, raw_logits, alive, K, cfg.grid_size)
+            aux = continuity_loss(blobs, locs, raw_logits, alive, K, cfg.grid_size, cfg.grid_continuity_exclusive)
         return PropagationOutput(
             what, where, pres, h_new, prior.h, prior.pres_logit, log_q_cont + log_q_pres, log_p, log_q_pres, aux
         )
