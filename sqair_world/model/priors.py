@@ -18,7 +18,7 @@ from sqair_world.model.subsets import ObjectSubset
 from sqair_world.model.types import TrackState
 
 # the velocity gain is tanh(VELOCITY_RATE * p): Adam moves p by about lr per step, and at rate 1 the gain was still
-# moving after a whole fine-tune, up from 0 (to 0.37) and down from 0.8 (to 0.69) (docs/imagination.md)
+# moving after a whole fine-tune, up from 0 (to 0.37) and down from 0.8 (to 0.68) (docs/imagination.md)
 VELOCITY_RATE = 10.0
 
 
