@@ -115,7 +115,7 @@ def _moving_states(model, frames: int, velocity: torch.Tensor):
 
 def test_the_rollout_loss_trains_the_prior_alone_and_prefers_the_true_motion(tiny_sqair):
     """``prior_rollout_steps``: the mean rollout is scored 2..k frames ahead against the posterior; on objects moving
-    at constant velocity a prior that extrapolates it (velocity gain tanh(g) = 1) scores better than one that stays,
+    at constant velocity a prior that extrapolates it (velocity gain tanh(10 g) = 1) scores better than one that stays,
     and the loss's gradient reaches the propagation prior's parameters only."""
     from sqair_world.model.priors import prior_rollout_loss
 
