@@ -123,7 +123,7 @@ class AtariEval:
     env: str = "ALE/Pacman-v5"
     """The ALE maze game (ALE/Pacman-v5 or ALE/MsPacman-v5)."""
     checkpoint: Path | None = None
-    """A checkpoint trained on that game (default: the shipped one)."""
+    """A checkpoint trained on that game, or a shipped one's name such as pacman_velocity (default: the game's)."""
     steps: int = 1000
     """Random-policy steps (sticky actions) to score."""
     seed: int = 0
@@ -159,7 +159,7 @@ class PredictionEval:
     env: str = "ALE/Pacman-v5"
     """MovingMNIST, Pacman, MsPacman or an ALE id."""
     checkpoint: Path | None = None
-    """A checkpoint for that env (default: the shipped one)."""
+    """A checkpoint for that env, or a shipped one's name such as mspacman_velocity (default: the game's)."""
     steps: int = 500
     """Random-policy steps per seed; the prediction is made at every one."""
     seed: int = 0

@@ -139,6 +139,22 @@ def test_wrappers_refuse_actions_for_an_unconditional_checkpoint_and_a_mismatche
         SQAIRObservation(make_moving_mnist_env(), model, device="cpu")
 
 
+@pytest.mark.parametrize("game", ["Pacman", "MsPacman"])
+def test_shipped_velocity_checkpoints_load_by_name_and_follow_the_action(game):
+    """The shipped action-conditioned checkpoints: RIGHT and LEFT for 5 steps move some tracked object apart."""
+    env = gym.make(f"SQAIR-Wrapped/{game}", checkpoint=f"{game.lower()}_velocity")
+    obs, _ = env.reset(seed=0)
+    for _ in range(30):
+        obs, *_ = env.step(2)
+    imagine = env.get_wrapper_attr("imagine")
+    right, left = (imagine(5, 1, actions=[a] * 5, mean=True)["where"][-1, 0] for a in (2, 3))  # [N, 4]
+    tracked = obs["pres"] > 0
+    assert tracked.sum() >= 2
+    assert np.abs(right - left)[tracked, :2].max() > 0.01  # about 1 px of the 84-px frame
+    with pytest.raises(FileNotFoundError, match="shipped: .*pacman_velocity"):
+        gym.make(f"SQAIR-Wrapped/{game}", checkpoint="pacman_speed")
+
+
 def _line_rollout(noise: float = 0.0) -> PredictionRollout:
     """One object moving 1 px per step to the right; imagination that knows it, plus ``noise`` px."""
     T, H, S = 12, 3, 2

@@ -5,7 +5,8 @@
 - ``SQAIR-Oracle/Pacman``, ``SQAIR-Oracle/MsPacman``: the same slot observation filled from the console RAM
   (:mod:`sqair_world.envs.oracle`), the upper bound for agents on slots.
 
-Any ALE maze game with its own checkpoint: ``make_sqair_env("ALE/Pacman-v5", checkpoint=PATH)``.
+Any ALE maze game with its own checkpoint: ``make_sqair_env("ALE/Pacman-v5", checkpoint=PATH)``; a shipped one by
+name: ``gym.make("SQAIR-Wrapped/Pacman", checkpoint="pacman_velocity")`` (:func:`shipped_checkpoints` lists them).
 ``gym.make_vec(id, num_envs=16)`` runs all envs through one batched model call per step
 (:func:`~sqair_world.envs.factory.make_sqair_vector_env`). ``gym.make(env.spec)`` rebuilds an env with its
 keyword arguments.
@@ -18,7 +19,13 @@ from typing import Any
 
 import gymnasium as gym
 
-from sqair_world.envs.factory import load_default_model, make_moving_mnist_env, make_sqair_env, make_sqair_vector_env
+from sqair_world.envs.factory import (
+    load_default_model,
+    make_moving_mnist_env,
+    make_sqair_env,
+    make_sqair_vector_env,
+    shipped_checkpoints,
+)
 
 ENV_IDS = ("SQAIR-Wrapped/Pacman", "SQAIR-Wrapped/MsPacman", "SQAIR-Wrapped/MovingMNIST")
 ORACLE_IDS = ("SQAIR-Oracle/Pacman", "SQAIR-Oracle/MsPacman")
@@ -69,5 +76,6 @@ __all__ = [
     "make_sqair_env",
     "make_sqair_vector_env",
     "register_envs",
+    "shipped_checkpoints",
     *_LAZY,
 ]

@@ -27,8 +27,14 @@ PRETRAIN_HINT = {
 }
 
 
+def shipped_checkpoints() -> list[str]:
+    """Names of the checkpoints shipped in the package (``checkpoint=NAME`` loads one), e.g. ``pacman_velocity``."""
+    return sorted(p.stem for p in CHECKPOINT_DIR.glob("*.pt"))
+
+
 def load_default_model(game: str, checkpoint: str | Path | None = None, device: str = "cpu") -> nn.Module:
-    """The model for ``game`` from ``checkpoint`` (default: the one shipped in the package)."""
+    """The model for ``game`` from ``checkpoint``: a path, the name of a shipped checkpoint (``"pacman_velocity"``,
+    see :func:`shipped_checkpoints`), or None for the game's default shipped one."""
     from sqair_world.training.checkpoints import load_model  # here: registering the ids does not load torch
 
     if checkpoint is None:
@@ -43,7 +49,15 @@ def load_default_model(game: str, checkpoint: str | Path | None = None, device: 
                 f"the shipped checkpoint {checkpoint} is missing; reinstall sqair-world or train it with "
                 f"`{PRETRAIN_HINT[game]}`"
             )
-    return load_model(checkpoint, map_location=device)
+    path = Path(checkpoint)
+    if not path.exists() and not path.suffix and path.parent == Path("."):  # a bare name: a shipped checkpoint
+        path = CHECKPOINT_DIR / f"{path.name}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{checkpoint!r} is neither a file nor a shipped checkpoint; shipped: "
+                + ", ".join(shipped_checkpoints())
+            )
+    return load_model(path, map_location=device)
 
 
 def make_moving_mnist_env(seq_len: int = 20, max_digits: int = 2, split: str = "eval") -> gym.Env:
@@ -68,12 +82,14 @@ def make_sqair_env(
 ) -> gym.Env:
     """A SQAIR-wrapped env: ``game`` is "MovingMNIST", "Pacman", "MsPacman" or an ALE id such as "ALE/Pacman-v5".
 
-    ``frameskip`` is the number of raw frames pooled per step (each action repeated); ``seq_len`` the frames per
-    MovingMNIST episode; ``ale_kwargs`` go to ``gym.make`` of the ALE env (e.g. ``repeat_action_probability``,
-    ``mode``, ``difficulty``). ``num_slots``: 1 to the checkpoint's ``max_objects`` (default all). ``threads``:
-    intra-op CPU threads for the model call (1 is fastest for one env; None leaves torch's setting). ``compile``:
-    ``torch.compile`` the model's step (faster steps after minutes of compilation at the first steps).
-    ``render_mode``: None or "rgb_array"; ``render()`` always draws the frame with the tracked boxes.
+    ``checkpoint``: a path, the name of a shipped checkpoint (``"pacman_velocity"``: the action-conditioned prior
+    for ``imagine(..., actions=...)``), or None for the game's default. ``frameskip`` is the number of raw frames
+    pooled per step (each action repeated); ``seq_len`` the frames per MovingMNIST episode; ``ale_kwargs`` go to
+    ``gym.make`` of the ALE env (e.g. ``repeat_action_probability``, ``mode``, ``difficulty``). ``num_slots``: 1 to
+    the checkpoint's ``max_objects`` (default all). ``threads``: intra-op CPU threads for the model call (1 is
+    fastest for one env; None leaves torch's setting). ``compile``: ``torch.compile`` the model's step (faster steps
+    after minutes of compilation at the first steps). ``render_mode``: None or "rgb_array"; ``render()`` always draws
+    the frame with the tracked boxes.
     """
     from sqair_world.envs.slots import SQAIRObservation
 
