@@ -8,6 +8,7 @@ from sqair_world.evaluation.metrics import (
     addition_accuracy,
     count_accuracy,
     iou_distance,
+    matched_to_ignored,
     tracking_scores,
 )
 
@@ -41,6 +42,28 @@ def test_perfect_tracker_and_id_swap_and_miss():
     assert m.mota == 0.5 and m.idf1 < 1.0
     far = tracking_scores(gt_b, gt_i, gt_b + 100, gt_i)  # no overlap: nothing matches
     assert far.mota <= 0.0
+
+
+def test_a_box_on_an_ignored_object_is_neither_a_hit_nor_a_false_positive():
+    gt_b, gt_i = _tracks()
+    counted = gt_i.copy()
+    counted[:, :, 1] = -1  # object 1 does not count (say, mostly off screen) ...
+    pred_i = gt_i + 7  # ... but the tracker follows both objects
+    strict = tracking_scores(gt_b, counted, gt_b, pred_i, match="centre")
+    assert strict.mota == 0.0  # 5 hits, 5 false positives over 5 counted objects
+    ignore = np.full((5, 1, 1, 4), np.nan)
+    ignore[:, 0, 0] = gt_b[:, 0, 1]
+    s = tracking_scores(gt_b, counted, gt_b, pred_i, match="centre", ignore_boxes=ignore)
+    assert s.mota == 1.0 and s.idf1 == 1.0
+    # a box that the matching gives to a counted object stays, even next to an ignored one; a stray one stays an FP
+    stray = np.concatenate([gt_b, gt_b[:, :, :1] + [200.0, 0, 0, 0]], 2)
+    ids = np.concatenate([pred_i, np.full((5, 1, 1), 99)], 2)
+    s = tracking_scores(gt_b, counted, stray, ids, match="centre", ignore_boxes=ignore)
+    assert s.mota == 0.0 and s.idf1 < 1.0
+    # only one of two boxes on the same ignored object is removed: one Hungarian matching, as MOTChallenge's
+    two = np.array([[0, 0, 10, 10.0], [1, 0, 10, 10]])
+    removed = matched_to_ignored(lambda g, p: iou_distance(g, p), np.zeros((0, 4)), two[:1], two, np.ones(2, bool))
+    assert removed.sum() == 1
 
 
 def test_iou_distance():

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import motmetrics as mm
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 
@@ -54,6 +55,25 @@ def centre_distance(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.where(d <= 1, d, np.nan)
 
 
+def matched_to_ignored(
+    distance, counted: np.ndarray, ignored: np.ndarray, pred: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Which of the hypotheses ``pred [N, 4]`` (``valid [N]``) one Hungarian matching against ``counted [M, 4]`` and
+    ``ignored [L, 4]`` together (NaN rows of ``ignored``: none) gives to an ignored object: ``[N]`` bool.
+    ``distance(gt, pred)`` is the matching rule (NaN: not allowed)."""
+    ignored = ignored[~np.isnan(ignored).any(-1)]
+    out = np.zeros(len(pred), bool)
+    idx = np.flatnonzero(valid)
+    if len(ignored) == 0 or len(idx) == 0:
+        return out
+    d = distance(np.concatenate([counted, ignored]), pred[idx])  # [M + L, n]
+    allowed = ~np.isnan(d)
+    rows, cols = linear_sum_assignment(np.where(allowed, d, 1e6))
+    keep = allowed[rows, cols] & (rows >= len(counted))
+    out[idx[cols[keep]]] = True
+    return out
+
+
 class TrackingScores(NamedTuple):
     mota: float
     motp: float  #: mean IoU distance (1 - IoU) of matches, motmetrics' convention (lower is better)
@@ -68,27 +88,42 @@ def tracking_scores(
     pred_ids: np.ndarray,
     max_iou_distance: float = 0.5,
     match: str = "iou",
+    ignore_boxes: np.ndarray | None = None,
 ) -> TrackingScores:
     """MOTA, MOTP and IDF1 over all sequences with ``motmetrics`` (one accumulator per sequence, merged).
 
     Boxes ``[T, B, M|N, 4]`` (x, y, w, h) in pixels; ids ``[T, B, M|N]`` with ``-1`` for objects that are not
     there (absent slots, or ground-truth digits that are not visible). ``match``: "iou" (1 - IoU <=
     ``max_iou_distance``) or "centre" (:func:`centre_distance`; MOTP is then the mean normalised centre distance).
+
+    ``ignore_boxes [T, B, L, 4]`` (NaN rows: none) are objects that neither count nor penalise, MOTChallenge's
+    distractors (here: digits on screen, but less than the visibility threshold): a hypothesis that one Hungarian
+    matching of all objects, counted and ignored, gives to an ignored one is removed before scoring, as the MOT16
+    devkit removes those matched to distractors. Without it a tracker that keeps a digit while it slides out of
+    the frame is charged a false positive for every such frame.
     """
     if match not in ("iou", "centre"):
         raise ValueError(f"match must be 'iou' or 'centre', got {match!r}")
+    if ignore_boxes is not None and ignore_boxes.shape[:2] != gt_ids.shape[:2]:
+        raise ValueError(f"ignore_boxes {ignore_boxes.shape} must be [T, B, L, 4] with [T, B] = {gt_ids.shape[:2]}")
+
+    def distance(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        if match == "iou":
+            return iou_distance(gt, pred, max_iou_distance)
+        return centre_distance(gt, pred)
+
     T, B = gt_ids.shape[:2]
     accs, names = [], []
     for b in range(B):
         acc = mm.MOTAccumulator(auto_id=True)
         for t in range(T):
             g, p = gt_ids[t, b] >= 0, pred_ids[t, b] >= 0
+            if ignore_boxes is not None:
+                p = p & ~matched_to_ignored(distance, gt_boxes[t, b][g], ignore_boxes[t, b], pred_boxes[t, b], p)
             acc.update(
                 gt_ids[t, b][g].tolist(),
                 pred_ids[t, b][p].tolist(),
-                iou_distance(gt_boxes[t, b][g], pred_boxes[t, b][p], max_iou_distance)
-                if match == "iou"
-                else centre_distance(gt_boxes[t, b][g], pred_boxes[t, b][p]),
+                distance(gt_boxes[t, b][g], pred_boxes[t, b][p]),
             )
         accs.append(acc)
         names.append(str(b))
