@@ -139,6 +139,9 @@ class SQAIRConfig:
     """(h, w) pixels of one object for the "footprint" targets (Atari sprites at 84x84: about 8 x 4)."""
     grid_footprint_fill: float = 0.45
     """Foreground fraction of that window above which the pursuit takes one more object."""
+    grid_continuity_scale: float = 1.0
+    """Propagation's continuity targets weigh this times grid_aux_weight (discovery's targets weigh grid_aux_weight).
+    Below 1 the likelihood, not the targets, decides more of which box keeps which object."""
     grid_continuity_exclusive: bool = True
     """Propagation's continuity targets (model.grid.continuity_loss, with grid_aux_weight): True, a blob keeps only
     its nearest object and tells the others to go (doubles on Atari sprites); False, every object within 1.5 cells of
@@ -232,6 +235,8 @@ class SQAIRConfig:
                 f"grid_aux_weight must be >= 0 and grid_fg_threshold in (0, 1), got {self.grid_aux_weight} "
                 f"and {self.grid_fg_threshold}"
             )
+        if self.grid_continuity_scale < 0:
+            problems.append(f"grid_continuity_scale must be >= 0, got {self.grid_continuity_scale}")
         if len(self.grid_blob_sigma) != 2 or min(self.grid_blob_sigma) <= 0:
             problems.append(f"grid_blob_sigma needs two positive stds (y, x) in pixels, got {self.grid_blob_sigma}")
         if not 0 < self.grid_blob_min_mass < 1:

@@ -268,7 +268,9 @@ class SQAIR(nn.Module):
             log_q_pres + disc.log_q_pres,
             n_prop,
             is_new.sum(-1).to(feats.dtype),
-            (disc.aux_loss if prop_aux is None else disc.aux_loss + prop_aux) if self.grid else None,
+            (disc.aux_loss if prop_aux is None else disc.aux_loss + cfg.grid_continuity_scale * prop_aux)
+            if self.grid
+            else None,
         )
 
     def _merge(
