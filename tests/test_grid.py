@@ -251,6 +251,21 @@ def test_frame_targets_follow_the_config_and_bad_footprints_are_refused():
         SQAIRConfig(grid_footprint_fill=0.0)
 
 
+def test_continuity_scale_weighs_only_propagations_targets():
+    """The loss is linear in grid_continuity_scale, and the continuity targets move it (same weights and noise)."""
+    frames, _ = make_sprite_world(4, 3, seed=0)
+    x = torch.from_numpy(frames).float() / 255
+    losses = []
+    for scale in (0.0, 1.0, 2.0):
+        model = sprite_world_model(grid_continuity_scale=scale)  # the same weights: torch seed 0
+        torch.manual_seed(1)
+        losses.append(model(x, k=2).loss.item())
+    assert abs(losses[1] - losses[0]) > 1e-3
+    assert losses[2] - losses[1] == pytest.approx(losses[1] - losses[0], rel=1e-3)
+    with pytest.raises(ValueError, match="grid_continuity_scale must be"):
+        SQAIRConfig(grid_continuity_scale=-1.0)
+
+
 def test_foreground_targets_min_mass_lets_thin_strokes_make_a_blob():
     """A thin digit (a "1": one 2-px stroke, 20 px tall) holds too little smoothed mass for the default 0.25 and
     makes one target at the MNIST grid's 0.05 (experiments.MNIST_GRID_MODEL); the noise pixel still makes none."""
