@@ -6,6 +6,7 @@ Axes: T time, B sequences, K particles, N inferred slots, M ground-truth objects
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import NamedTuple
 
 import motmetrics as mm
@@ -56,7 +57,11 @@ def centre_distance(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def matched_to_ignored(
-    distance, counted: np.ndarray, ignored: np.ndarray, pred: np.ndarray, valid: np.ndarray
+    distance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    counted: np.ndarray,
+    ignored: np.ndarray,
+    pred: np.ndarray,
+    valid: np.ndarray,
 ) -> np.ndarray:
     """Which of the hypotheses ``pred [N, 4]`` (``valid [N]``) one Hungarian matching against ``counted [M, 4]`` and
     ``ignored [L, 4]`` together (NaN rows of ``ignored``: none) gives to an ignored object: ``[N]`` bool.
