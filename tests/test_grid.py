@@ -388,13 +388,16 @@ def test_an_old_sequential_atari_checkpoint_still_loads_and_tracks(tmp_path):
     assert obs["pres"].shape == (6,)
 
 
-def test_grid_checkpoints_written_before_the_footprint_targets_keep_the_blob_targets():
-    """The shipped Ms. Pac-Man checkpoint (blob targets, written before ``grid_targets`` existed) loads with the blob
-    rule it was trained with; the Pac-Man checkpoint records the footprint rule."""
+def test_grid_checkpoints_written_before_the_footprint_targets_keep_the_blob_targets(tmp_path):
+    """A grid checkpoint written before ``grid_targets`` existed (as the Ms. Pac-Man one of 2026-12-03 to 12-07) loads
+    with the blob rule it was trained with; the shipped checkpoints record the footprint rule."""
     from sqair_world.envs.factory import CHECKPOINT_DIR, load_default_model
-    from sqair_world.training.checkpoints import safe_torch_load
+    from sqair_world.training.checkpoints import load_model, safe_torch_load
 
-    assert "grid_targets" not in safe_torch_load(CHECKPOINT_DIR / "mspacman.pt")["config"]
-    assert load_default_model("MsPacman").cfg.grid_targets == "blobs"
-    pac = load_default_model("Pacman").cfg
-    assert (pac.grid_targets, tuple(pac.grid_footprint), pac.grid_reject_overlap) == ("footprint", (8, 4), 0.5)
+    payload = safe_torch_load(CHECKPOINT_DIR / "mspacman.pt")
+    payload["config"].pop("grid_targets")  # as the older version wrote it
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").cfg.grid_targets == "blobs"
+    for game in ("Pacman", "MsPacman"):
+        cfg = load_default_model(game).cfg
+        assert (cfg.grid_targets, tuple(cfg.grid_footprint), cfg.grid_reject_overlap) == ("footprint", (8, 4), 0.5)
