@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sqair_world.data import MovingMNISTConfig, load_moving_mnist
-from sqair_world.evaluation.metrics import addition_accuracy
+from sqair_world.evaluation.metrics import SetClassifier, addition_accuracy
 from sqair_world.evaluation.moving_mnist import representations
 from sqair_world.training.checkpoints import load_model
 
@@ -41,7 +41,7 @@ def frame_targets(data, target: str, threshold: float) -> torch.Tensor:
 
 
 class DigitSumHead(nn.Module):
-    """log p(sum | slots) ``[B, 9 N + 1]`` from slot features ``[B, N, F]`` and mask ``[B, N]``: per-slot digit
+    """log p(sum | slots) ``[..., 9 N + 1]`` from slot features ``[..., N, F]`` and mask ``[..., N]``: per-slot digit
     distributions (absent slots add 0 for sure), convolved slot by slot in log space."""
 
     def __init__(self, n_features: int, hidden: int = 128) -> None:
@@ -55,34 +55,11 @@ class DigitSumHead(nn.Module):
         zero = torch.full_like(digit, -1e9)
         zero[..., 0] = 0.0
         digit = torch.where(mask.unsqueeze(-1) > 0, digit, zero)
-        out = digit[:, 0]
-        for n in range(1, digit.shape[1]):  # p(s + d) = sum_d p(s) p(d): shift by each digit, then logsumexp
-            shifted = [F.pad(out + digit[:, n, d : d + 1], (d, 9 - d), value=-1e9) for d in range(10)]
+        out = digit[..., 0, :]
+        for n in range(1, digit.shape[-2]):  # p(s + d) = sum_d p(s) p(d): shift by each digit, then logsumexp
+            shifted = [F.pad(out + digit[..., n, d : d + 1], (d, 9 - d), value=-1e9) for d in range(10)]
             out = torch.logsumexp(torch.stack(shifted, -1), -1)
         return out
-
-
-def digit_sum_accuracy(tr_f, tr_m, y_tr, te_f, te_m, y_te, epochs: int, seed: int) -> float:
-    """:func:`addition_accuracy` with :class:`DigitSumHead` (same normalisation, optimiser, batches, epochs)."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    w = tr_m.unsqueeze(-1)
-    mu = (tr_f * w).sum((0, 1, 2)) / tr_m.sum().clamp_min(1)
-    sd = ((tr_f - mu).pow(2) * w).sum((0, 1, 2)).div(tr_m.sum().clamp_min(1)).sqrt() + 1e-3
-    x, m, y = ((tr_f - mu) / sd).flatten(0, 1), tr_m.flatten(0, 1), y_tr.flatten()
-    head = DigitSumHead(tr_f.shape[-1])
-    opt = torch.optim.Adam(head.parameters(), 1e-3)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), 256):
-            j = perm[i : i + 256]
-            loss = -head(x[j], m[j]).gather(1, y[j].view(-1, 1)).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        pred = head(((te_f - mu) / sd).flatten(0, 1), te_m.flatten(0, 1))[:, :19].argmax(-1)
-    return (pred == y_te.flatten()).float().mean().item()
 
 
 def main() -> None:
@@ -109,9 +86,11 @@ def main() -> None:
     if args.no_where:
         tr_f, te_f = tr_f[..., :-4], te_f[..., :-4]
     y_tr, y_te = (frame_targets(d, args.target, args.visible_threshold) for d in (train, test))
+    head = SetClassifier if args.head == "deep-sets" else DigitSumHead
     for n in args.train_sequences:
-        score = addition_accuracy if args.head == "deep-sets" else digit_sum_accuracy
-        acc = score(tr_f[:n], tr_m[:n], y_tr[:n], te_f, te_m, y_te, epochs=args.epochs, seed=args.seed)
+        acc = addition_accuracy(
+            tr_f[:n], tr_m[:n], y_tr[:n], te_f, te_m, y_te, epochs=args.epochs, seed=args.seed, classifier=head
+        )
         print(f"train sequences {n}: addition {acc:.3f} ({time.time() - t0:.0f} s)", flush=True)
 
 

@@ -171,12 +171,16 @@ def addition_accuracy(
     epochs: int = 30,
     seed: int = 0,
     lr: float = 1e-3,
+    classifier: Callable[[int], nn.Module] = SetClassifier,
 ) -> float:
-    """Train a :class:`SetClassifier` on frozen per-frame representations, return its per-frame test accuracy.
+    """Train a probe (:class:`SetClassifier` by default) on frozen per-frame representations, return its per-frame
+    test accuracy.
 
     :param train_feats: ``[S, T, N, F]``; ``train_mask`` ``[S, T, N]``; ``train_sum`` ``[S]`` (each frame's target is
         its sequence's digit sum, off-screen digits included, as in the authors' counting convention) or ``[S, T]``
         (a target per frame); ``test_sum`` likewise
+    :param classifier: builds the probe from the feature size F; ``probe(feats, mask)`` gives logits whose first 19
+        are the sums 0..18 (a probe may score larger sums too; they are never predicted)
     """
     per_frame = lambda y, f: y.view(-1, 1).expand(f.shape[:2]) if y.dim() == 1 else y
     g = torch.Generator().manual_seed(seed)
@@ -189,7 +193,7 @@ def addition_accuracy(
     norm = lambda f: (f - mu) / sd
     x, m = norm(train_feats).flatten(0, 1), train_mask.flatten(0, 1)
     y = per_frame(train_sum, train_feats).flatten()
-    clf = SetClassifier(F_)
+    clf = classifier(F_)
     opt = torch.optim.Adam(clf.parameters(), lr)
     for _ in range(epochs):
         perm = torch.randperm(len(x), generator=g)
@@ -200,5 +204,5 @@ def addition_accuracy(
             loss.backward()
             opt.step()
     with torch.no_grad():
-        pred = clf(norm(test_feats), test_mask).argmax(-1)  # [S, T]
+        pred = clf(norm(test_feats), test_mask)[..., :19].argmax(-1)  # [S, T]
     return (pred == per_frame(test_sum, test_feats)).float().mean().item()
