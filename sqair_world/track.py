@@ -151,9 +151,14 @@ def run(args: TrackArgs) -> dict:
         result["annotated"] = str(path)
         print(f"wrote {path}")
     if gt is not None:
-        scores = score_tracks(table, gt, np.array([f.number for f in tracked], np.int64))
-        result.update(scores._asdict())
-        print(f"MOTA {scores.mota:.3f}  MOTP {scores.motp:.3f}  IDF1 {scores.idf1:.3f}  switches {scores.num_switches}")
+        numbers = np.array([f.number for f in tracked], np.int64)
+        for match, suffix in (("iou", ""), ("centre", "_centre")):  # as evaluate pedestrians: both rules
+            scores = score_tracks(table, gt, numbers, match=match)
+            result.update({f"{k}{suffix}": v for k, v in scores._asdict().items()})
+            print(
+                f"{'IoU >= 0.5' if match == 'iou' else 'centre in box':<13}  MOTA {scores.mota:.3f}  MOTP "
+                f"{scores.motp:.3f}  IDF1 {scores.idf1:.3f}  switches {scores.num_switches}"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

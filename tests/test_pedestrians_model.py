@@ -12,7 +12,16 @@ import torch
 from sqair_world.data.pedestrians import BoxTable, WalkersConfig, make_walkers, read_mot
 from sqair_world.evaluate import main as evaluate_main
 from sqair_world.evaluation.pedestrians import clip_boxes
-from sqair_world.evaluation.video_tracking import Detections, IdentityLinker, iou_matrix, merge_regions, score_tracks
+from sqair_world.evaluation.video_tracking import (
+    Detections,
+    IdentityLinker,
+    iou_matrix,
+    merge_regions,
+    overlap_matrix,
+    score_tracks,
+)
+from sqair_world.model.spatial import box_to_where
+from sqair_world.model.types import Slots
 from sqair_world.pretrain import main as pretrain_main
 from sqair_world.track import main as track_main
 from sqair_world.training.checkpoints import load_model
@@ -122,29 +131,57 @@ def test_merge_regions_keeps_the_most_central_view_and_collects_the_keys():
     boxes[1, 1] = [100, 10, 8, 20]  # someone else
     ids = np.array([[4, -1, -1], [7, 8, -1]])
     margin = np.array([[2.0, 0, 0], [20.0, 15.0, 0]])
-    det = merge_regions(boxes, ids, margin, merge_iou=0.3, min_size=2)
+    det = merge_regions(boxes, ids, margin, merge_overlap=0.4, min_size=2)
     assert len(det.keys) == 2
     person = next(i for i, k in enumerate(det.keys) if (1, 7) in k)
     assert sorted(det.keys[person]) == [(0, 4), (1, 7)]
     np.testing.assert_allclose(det.boxes[person], [31, 11, 8, 20])  # the central view's box
 
 
-def test_identity_linker_carries_keys_hands_over_by_overlap_and_never_reuses_ids():
-    link = IdentityLinker(link_iou=0.2, max_gap=1)
-    a, b = np.array([0.0, 0, 10, 20]), np.array([100.0, 0, 10, 20])
+def test_merge_regions_joins_a_half_person_view_to_the_whole_person():
+    # region 0's border cuts the person's legs off: its box lies inside region 1's whole-person box (IoU 0.25, so
+    # IoU >= 0.3 kept two people), while a neighbour beside the person overlaps it by a fifth of its box
+    boxes = np.zeros((2, 3, 4))
+    boxes[1, 0] = [30, 10, 8, 20]  # the whole person, central in region 1
+    boxes[0, 0] = [30, 10, 8, 5]  # the head and shoulders, at region 0's border
+    boxes[1, 1] = [36, 10, 8, 20]  # a neighbour: 2 of its 8 px of width overlap
+    ids = np.array([[4, -1, -1], [7, 8, -1]])
+    margin = np.array([[1.0, 0, 0], [20.0, 18.0, 0]])
+    assert iou_matrix(boxes[0, 0], boxes[1, 0])[0, 0] == pytest.approx(0.25)
+    np.testing.assert_allclose(
+        overlap_matrix(boxes[[0, 1, 1], [0, 0, 1]], boxes[1, :2]), [[1, 0.25], [1, 0.25], [0.25, 1]]
+    )
+    det = merge_regions(boxes, ids, margin, merge_overlap=0.4, min_size=2)
+    assert sorted(sorted(k) for k in det.keys) == [[(0, 4), (1, 7)], [(1, 8)]]
+
+
+def test_identity_linker_carries_keys_hands_over_by_distance_and_never_reuses_ids():
+    link = IdentityLinker(link_distance=0.5, max_gap=1)
+    a, b = np.array([0.0, 0, 6, 20]), np.array([100.0, 0, 6, 20])  # people: narrow and tall
     first = link.update(Detections(np.stack([a, b]), [[(0, 1)], [(3, 1)]]))
     assert first.tolist() == [1, 2]
-    # key (0, 1) carries person 1 even after a large move; person 2 is seen by a new key only (it entered
-    # region 4, where SQAIR discovered it anew), so it is handed over by its overlap with its last box
-    moved = link.update(Detections(np.stack([a + [50, 0, 0, 0], b + [2, 0, 0, 0]]), [[(0, 1)], [(4, 9)]]))
-    assert moved.tolist() == [1, 2]
+    # key (0, 1) carries person 1 even after a large move; person 2 is seen by a new key only (it entered region 4,
+    # where SQAIR discovered it anew): it moved 8 px sideways, more than its width (no overlap with its last box
+    # left) but 0.4 of its height, so it is handed over
+    moved = b + [8, 0, 0, 0]
+    assert iou_matrix(b[None], moved[None])[0, 0] == 0
+    assert link.update(Detections(np.stack([a + [50, 0, 0, 0], moved]), [[(0, 1)], [(4, 9)]])).tolist() == [1, 2]
     # far from every track and with new keys: a new identity
-    assert link.update(Detections(np.array([[200.0, 100, 10, 20]]), [[(6, 1)]])).tolist() == [3]
-    # track 2 unseen on 1 processed frame (<= max_gap 1) is continued; unseen on 2 it is not
-    assert link.update(Detections(np.stack([b + [2, 0, 0, 0]]), [[(5, 2)]])).tolist() == [2]
+    assert link.update(Detections(np.array([[200.0, 100, 6, 20]]), [[(6, 1)]])).tolist() == [3]
+    # track 2 moves 4 px per frame (smoothed from 8): unseen on 1 processed frame (<= max_gap 1) it is looked for
+    # 8 px on and found there; unseen on 2 it is not continued
+    assert link.update(Detections(np.stack([moved + [12, 0, 0, 0]]), [[(5, 2)]])).tolist() == [2]
     link.update(Detections(np.zeros((0, 4)), []))
     link.update(Detections(np.zeros((0, 4)), []))
-    assert link.update(Detections(np.stack([b + [2, 0, 0, 0]]), [[(5, 3)]])).tolist() == [4]
+    assert link.update(Detections(np.stack([moved + [24, 0, 0, 0]]), [[(5, 3)]])).tolist() == [4]
+
+
+def test_identity_linker_refuses_a_track_too_far_from_its_predicted_centre():
+    link = IdentityLinker(link_distance=0.5, max_gap=2)
+    b = np.array([100.0, 0, 10, 20])
+    link.update(Detections(b[None], [[(0, 1)]]))
+    # 11 px from the last centre: 0.55 box heights, over the limit
+    assert link.update(Detections((b + [11, 0, 0, 0])[None], [[(1, 1)]])).tolist() == [2]
 
 
 def test_identity_linker_resolves_two_claims_on_one_identity_by_overlap():
@@ -182,14 +219,16 @@ def test_track_cli_end_to_end_with_ground_truth(ped_ckpt, walkers_video, tmp_pat
     assert len(table) > 0 and len(df) == len(table)
     np.testing.assert_allclose(df[["X", "Y", "Width", "Height"]].to_numpy(), table.sorted().boxes, atol=0.01)
     assert 0 <= result["idf1"] <= 1 and result["mota"] <= 1
+    assert 0 <= result["idf1_centre"] <= 1 and "centre in box" in printed  # both matching rules
 
 
 def test_track_cli_scores_a_model_that_tracks_perfectly(walkers_video, tmp_path):
     """score_tracks through the CLI's path: the ground truth written as tracks scores MOTA 1 and IDF1 1."""
     gt = read_mot(walkers_video / "gt" / "gt.txt")
     frames = np.arange(12, 61, 3)
-    s = score_tracks(gt.select(np.isin(gt.frame, frames)), gt, frames)
-    assert s.mota == pytest.approx(1.0) and s.idf1 == pytest.approx(1.0)
+    for match in ("iou", "centre"):
+        s = score_tracks(gt.select(np.isin(gt.frame, frames)), gt, frames, match=match)
+        assert s.mota == pytest.approx(1.0) and s.idf1 == pytest.approx(1.0)
 
 
 def test_track_cli_missing_checkpoint_exits_2(walkers_video, tmp_path, capsys):
@@ -273,3 +312,23 @@ def test_merge_regions_drops_slots_over_empty_background():
     boxes[0, 0], boxes[0, 1] = [0, 0, 8, 20], [40, 0, 8, 20]
     det = merge_regions(boxes, np.array([[1, 2]]), np.ones((1, 2)), 0.3, 2, np.array([[0.4, 0.02]]), 0.1)
     assert det.keys == [[(0, 1)]]
+
+
+def test_painted_boxes_keep_the_glimpse_rows_and_columns_the_decoder_paints(ped_ckpt, monkeypatch):
+    model = load_model(ped_ckpt, map_location="cpu")
+    h, w = model.cfg.glimpse_size  # 32 x 12
+    ink = torch.zeros(2, 3, h, w)
+    ink[0, 1, 8:24, 3:9] = 1.0  # the middle half of the rows, columns 3-8; one channel is enough
+    ink[0, 0, 0, 0] = 0.1  # a faint pixel under 0.2 of the peak is no paint
+    # glimpse 1 paints nothing: it keeps its where box
+    monkeypatch.setattr(model.glimpse_decoder, "forward", lambda what: ink[: what.shape[0]])
+    where = box_to_where(torch.tensor([[[0.5, 0.5, 0.24, 0.64], [0.3, 0.4, 0.2, 0.5]]]))  # [1, 2, 4]
+    z = Slots(torch.zeros(1, 2, model.cfg.n_what), where, torch.ones(1, 2), torch.zeros(1, 2, dtype=torch.long))
+    boxes = model.painted_boxes(z, 0.2)
+    # columns 3..8 of 12 of a 0.24-wide box starting at 0.38; rows 8..23 of 32 of a 0.64-high box starting at 0.18
+    x0, y0 = 0.38 + 0.24 * 3 / 12, 0.18 + 0.64 * 8 / 32
+    expected = [x0 + 0.24 * 6 / 12 / 2, y0 + 0.64 * 16 / 32 / 2, 0.24 * 6 / 12, 0.64 * 16 / 32]
+    torch.testing.assert_close(boxes[0, 0], torch.tensor(expected), atol=1e-4, rtol=0)
+    torch.testing.assert_close(boxes[0, 1], torch.tensor([0.3, 0.4, 0.2, 0.5]), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="fraction"):
+        model.painted_boxes(z, 1.5)

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from sqair_world.data import MovingMNISTConfig, load_moving_mnist
 from sqair_world.evaluation.metrics import addition_accuracy, count_accuracy, tracking_scores
 from sqair_world.model.spatial import where_to_box
+from sqair_world.model.types import Slots
 from sqair_world.utils import box_to_pixels, frames_to_input
 
 PAPER_TABLE1 = {  # reference §9
@@ -102,10 +103,14 @@ def posterior_track(model, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] |
     out = model(x, k=1, sample=False)
     if out.latents is None:
         return None
-    z = out.latents
-    z = type(z)(*(a[:, :, 0] for a in z))  # [T, B, N, ...]
+    z = first_particle(out.latents)
     boxes = box_to_pixels(where_to_box(z.where), *x.shape[-2:])
     return boxes, torch.where(z.pres > 0, z.id, -1), out.slot_features[:, :, 0], out.slot_mask[:, :, 0]
+
+
+def first_particle(z: Slots) -> Slots:
+    """Latents ``[T, B, K, N, ...]`` -> the first particle's ``[T, B, N, ...]``."""
+    return Slots(*(a[:, :, 0] for a in z))
 
 
 @torch.no_grad()

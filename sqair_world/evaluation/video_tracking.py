@@ -8,12 +8,14 @@ Three steps turn per-region slots into video tracks:
 
 1. **Regions**: SQAIR's propagation keeps a person's identity inside a region; a slot is the key
    ``(region, identity)``.
-2. **Merge**: slots over (almost) no foreground are dropped; overlapping regions see the same person, and
-   detections with IoU >= ``merge_iou`` are one person, with the box of the region that sees it most centrally (a
-   region's border cuts people in half).
+2. **Merge**: slots over (almost) no foreground are dropped; overlapping regions see the same person, and a
+   detection whose box lies at least ``merge_overlap`` inside another's (intersection over the smaller box) is the
+   same person, with the box of the region that sees it most centrally (a region's border cuts people in half, and
+   the half-person box of the other region lies inside the whole one, overlapping it by a small IoU).
 3. **Link**: a person keeps the video identity of any of its keys seen on the previous processed frame (SQAIR's
-   identities carry it); a person whose keys are all new (entering a region, or rediscovered) is matched by IoU to
-   the tracks of the last ``max_gap`` processed frames that nobody claimed (Hungarian), and else starts a new track.
+   identities carry it); a person whose keys are all new (entering a region, or rediscovered) is matched to the
+   tracks of the last ``max_gap`` processed frames that nobody claimed, by the distance of its centre from where each
+   track's smoothed velocity puts it now (Hungarian, in box heights), and else starts a new track.
 """
 
 from __future__ import annotations
@@ -41,11 +43,15 @@ class VideoTrackerConfig:
     """Track every step-th frame: the frame step the model was trained at (the background model sees every frame)."""
     region_stride: int = 32
     """Pixels between regions of the 240-wide frame (the training data's grid)."""
-    merge_iou: float = 0.3
-    """Detections of overlapping regions with at least this IoU are one person."""
-    link_iou: float = 0.2
-    """A person with only new keys continues an unclaimed track whose last box overlaps it by at least this."""
-    max_gap: int = 2
+    merge_overlap: float = 0.4
+    """Detections of overlapping regions whose intersection covers at least this share of the smaller box are one
+    person (by IoU >= 0.3 until 2026-12-07: half-person views of a region's border stayed separate people;
+    docs/pedestrians.md)."""
+    link_distance: float = 0.5
+    """A person with only new keys continues an unclaimed track whose predicted centre lies within this many of the
+    track's box heights (people move sideways by more than their width between processed frames, so boxes of one
+    person often do not overlap; docs/pedestrians.md, PETS 2009 ground truth)."""
+    max_gap: int = 5
     """Processed frames a track may go unseen and still be continued."""
     min_size: float = 2.0
     """Detections narrower or lower than this (pixels of the 240-wide frame) are dropped."""
@@ -63,9 +69,10 @@ class VideoTrackerConfig:
                 f"step and region_stride must be >= 1, max_gap and warmup >= 0; got step={self.step}, "
                 f"region_stride={self.region_stride}, max_gap={self.max_gap}, warmup={self.warmup}"
             )
-        for name in ("merge_iou", "link_iou"):
-            if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"{name} is an IoU in (0, 1], got {getattr(self, name)}")
+        if not 0 < self.merge_overlap <= 1:
+            raise ValueError(f"merge_overlap is a share of the smaller box in (0, 1], got {self.merge_overlap}")
+        if self.link_distance <= 0:
+            raise ValueError(f"link_distance is a distance in box heights, > 0; got {self.link_distance}")
 
 
 class Detections(NamedTuple):
@@ -144,17 +151,33 @@ def foreground_fraction(mask: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return (inside / np.maximum((x1 - x0) * (y1 - y0), 1)).reshape(*lead, -1)
 
 
+def overlap_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller box's area of boxes ``a [A, 4]`` and ``b [B, 4]`` (left, top, width, height) ->
+    ``[A, B]``: 1 when one box lies inside the other, whatever their sizes."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    w = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(
+        a[:, None, 0], b[None, :, 0]
+    )
+    h = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(
+        a[:, None, 1], b[None, :, 1]
+    )
+    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+    smaller = np.minimum((a[:, 2] * a[:, 3])[:, None], (b[:, 2] * b[:, 3])[None])
+    return np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0)
+
+
 def merge_regions(
     boxes: np.ndarray,
     ids: np.ndarray,
     margin: np.ndarray,
-    merge_iou: float,
+    merge_overlap: float,
     min_size: float,
     support: np.ndarray | None = None,
     min_support: float = 0.0,
 ) -> Detections:
     """One detection per person from the slots of overlapping regions (``RegionTracker.step``'s output): the most
-    central view of a person first, every other view overlapping it by ``merge_iou`` joins it. Slots whose
+    central view of a person first, every other view lying ``merge_overlap`` inside it (or it inside the view) joins
+    it. Slots whose
     ``support [R, N]`` (foreground fraction of the box) is below ``min_support`` are dropped first."""
     r, n = np.nonzero(ids >= 0)
     b = boxes[r, n]
@@ -163,13 +186,13 @@ def merge_regions(
         keep &= support[r, n] >= min_support
     r, n, b = r[keep], n[keep], b[keep]
     order = np.argsort(-margin[r, n], kind="stable")
-    iou = iou_matrix(b, b)
+    overlap = overlap_matrix(b, b)
     owner = np.full(len(b), -1)
     people: list[int] = []
     for i in order:  # greedy over the few detections of one frame, most central first
         if people:
-            best = max(people, key=lambda p: iou[i, p])
-            if iou[i, best] >= merge_iou:
+            best = max(people, key=lambda p: overlap[i, p])
+            if overlap[i, best] >= merge_overlap:
                 owner[i] = best
                 continue
         people.append(i)
@@ -181,11 +204,12 @@ def merge_regions(
 class IdentityLinker:
     """Video identities for the people of successive frames (step 3 of the module docstring)."""
 
-    def __init__(self, link_iou: float = 0.2, max_gap: int = 2) -> None:
-        self.link_iou, self.max_gap = link_iou, max_gap
+    def __init__(self, link_distance: float = 0.5, max_gap: int = 5, smoothing: float = 0.5) -> None:
+        self.link_distance, self.max_gap, self.smoothing = link_distance, max_gap, smoothing
         self.key_to_id: dict[tuple[int, int], int] = {}
         self.last_box: dict[int, np.ndarray] = {}
         self.last_seen: dict[int, int] = {}
+        self.velocity: dict[int, np.ndarray] = {}  #: centre pixels per processed frame, exponentially smoothed
         self.frame = 0
         self.next_id = 1
 
@@ -207,19 +231,32 @@ class IdentityLinker:
         taken = set(out[out >= 0].tolist())
         old = [t for t, f in self.last_seen.items() if t not in taken and self.frame - f <= self.max_gap + 1]
         if len(free) and old:
-            iou = iou_matrix(det.boxes[free], np.stack([self.last_box[t] for t in old]))
-            rows, cols = linear_sum_assignment(-iou)
+            last = np.stack([self.last_box[t] for t in old])  # [O, 4]
+            gap = np.array([self.frame - self.last_seen[t] for t in old], np.float64)[:, None]
+            predicted = centre(last) + gap * np.stack([self.velocity.get(t, np.zeros(2)) for t in old])
+            dist = np.linalg.norm(centre(det.boxes[free])[:, None] - predicted[None], axis=-1) / last[None, :, 3]
+            rows, cols = linear_sum_assignment(dist)
             for i, j in zip(rows, cols):
-                if iou[i, j] >= self.link_iou:
+                if dist[i, j] <= self.link_distance:
                     out[free[i]] = old[j]
         for d in np.flatnonzero(out < 0):
             out[d], self.next_id = self.next_id, self.next_id + 1
         for d, keys in enumerate(det.keys):
+            tid = int(out[d])
             for k in keys:
-                self.key_to_id[k] = int(out[d])
-            self.last_box[int(out[d])] = det.boxes[d]
-            self.last_seen[int(out[d])] = self.frame
+                self.key_to_id[k] = tid
+            if tid in self.last_box:
+                step = (centre(det.boxes[d]) - centre(self.last_box[tid])) / (self.frame - self.last_seen[tid])
+                v = self.velocity.get(tid, step)
+                self.velocity[tid] = self.smoothing * v + (1 - self.smoothing) * step
+            self.last_box[tid] = det.boxes[d]
+            self.last_seen[tid] = self.frame
         return out
+
+
+def centre(boxes: np.ndarray) -> np.ndarray:
+    """Centres ``[..., 2]`` (x, y) of (left, top, width, height) boxes ``[..., 4]``."""
+    return boxes[..., :2] + boxes[..., 2:] / 2
 
 
 def track_video(
@@ -236,10 +273,10 @@ def track_video(
             continue
         if tracker is None:
             tracker = RegionTracker(model, fg.shape[0], fg.shape[1], cfg.region_stride)
-            linker = IdentityLinker(cfg.link_iou, cfg.max_gap)
+            linker = IdentityLinker(cfg.link_distance, cfg.max_gap)
         boxes, ids, margin = tracker.step(fg)
         support = foreground_fraction(np.broadcast_to(mask, (len(boxes), *mask.shape)), boxes)
-        det = merge_regions(boxes, ids, margin, cfg.merge_iou, cfg.min_size, support, cfg.min_foreground)
+        det = merge_regions(boxes, ids, margin, cfg.merge_overlap, cfg.min_size, support, cfg.min_foreground)
         ids = linker.update(det)
         scale = frame.shape[1] / fg.shape[1]
         yield TrackedFrame(number, frame, fg, det.boxes * scale, ids)
@@ -256,16 +293,19 @@ def tracks_table(frames: list[TrackedFrame]) -> BoxTable:
     )
 
 
-def score_tracks(pred: BoxTable, gt: BoxTable, frames: np.ndarray, max_iou_distance: float = 0.5) -> TrackingScores:
+def score_tracks(
+    pred: BoxTable, gt: BoxTable, frames: np.ndarray, max_iou_distance: float = 0.5, match: str = "iou"
+) -> TrackingScores:
     """MOTA, MOTP, IDF1 and identity switches of the tracks ``pred`` against ``gt`` (same pixels) on the processed
-    frame numbers ``frames`` (the ground truth of frames that were not tracked is not counted)."""
+    frame numbers ``frames`` (the ground truth of frames that were not tracked is not counted); ``match`` "iou"
+    (IoU >= 1 - ``max_iou_distance``) or "centre" (:func:`~sqair_world.evaluation.metrics.centre_distance`)."""
     frames = np.unique(np.asarray(frames, np.int64))
     if not len(frames):
         raise ValueError("no frame was tracked: nothing to score")
     g_boxes, g_ids, g_valid = gt.dense(frames)
     p_boxes, p_ids, p_valid = pred.dense(frames)
     g_ids, p_ids = np.where(g_valid, g_ids, -1), np.where(p_valid, p_ids, -1)
-    return tracking_scores(g_boxes[:, None], g_ids[:, None], p_boxes[:, None], p_ids[:, None], max_iou_distance)
+    return tracking_scores(g_boxes[:, None], g_ids[:, None], p_boxes[:, None], p_ids[:, None], max_iou_distance, match)
 
 
 __all__ = [
@@ -277,6 +317,7 @@ __all__ = [
     "foreground_fraction",
     "iou_matrix",
     "merge_regions",
+    "overlap_matrix",
     "score_tracks",
     "track_video",
     "tracks_table",

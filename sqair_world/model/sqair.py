@@ -28,7 +28,7 @@ from sqair_world.model.grid import GridBackbone, GridDiscovery, frame_targets
 from sqair_world.model.objective import effective_sample_size, importance_weighted, iwae_vimco_loss
 from sqair_world.model.priors import prior_rollout_loss
 from sqair_world.model.propagation import Propagation, prior_presence_summary
-from sqair_world.model.spatial import inverse_matrices
+from sqair_world.model.spatial import inverse_matrices, where_to_box
 from sqair_world.model.subsets import ObjectSubset
 from sqair_world.model.types import Imagined, SequenceOutput, Slots, StepOutput, TrackState
 
@@ -173,6 +173,37 @@ class SQAIR(nn.Module):
             else:  # "full": a scene background (Atari maze) behind additive objects
                 canvas = canvas + self.mean_image
         return canvas.view(*lead, C, H, W)
+
+    @torch.no_grad()
+    def painted_boxes(self, z: Slots, fraction: float = 0.2) -> Tensor:
+        """Boxes around what each object paints, ``[..., N, 4]`` (x_centre, y_centre, width, height as fractions of the
+        frame, like :func:`~sqair_world.model.spatial.where_to_box`).
+
+        The where box is the glimpse's extent, and the decoder leaves margins of it dark (a person fills about the
+        middle half of a 32x12 glimpse's width; docs/pedestrians.md), so IoU against tight annotated boxes is low for
+        a box on the right person. Here the box keeps the glimpse rows and columns whose brightest channel reaches
+        ``fraction`` of the glimpse's brightest pixel, mapped through the where box. A glimpse that paints nothing
+        keeps its where box; absent slots are boxed too (callers mask them)."""
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction is a share of the glimpse's brightest pixel in (0, 1), got {fraction}")
+        box = where_to_box(z.where.float())
+        ink = self.glimpse_decoder(z.what.reshape(-1, z.what.shape[-1])).float().amax(1)  # [rows, h, w]
+        ink = ink.view(*z.what.shape[:-1], *ink.shape[-2:]).clamp_min(0)  # [..., N, h, w]
+        peak = ink.flatten(-2).amax(-1)[..., None]  # [..., N, 1]
+        cols, rows = ink.amax(-2) >= fraction * peak, ink.amax(-1) >= fraction * peak  # [..., N, w], [..., N, h]
+
+        def span(on: Tensor) -> tuple[Tensor, Tensor]:
+            """First and one-past-last lit index along the last axis, as fractions of its length."""
+            n = on.shape[-1]
+            ar = torch.arange(n, device=on.device)
+            lo = torch.where(on, ar, n).amin(-1).float()
+            return lo / n, (torch.where(on, ar, -1).amax(-1).float() + 1) / n
+
+        (c0, c1), (r0, r1) = span(cols), span(rows)
+        x0, y0 = box[..., 0] - box[..., 2] / 2 + box[..., 2] * c0, box[..., 1] - box[..., 3] / 2 + box[..., 3] * r0
+        w, h = box[..., 2] * (c1 - c0), box[..., 3] * (r1 - r0)
+        tight = torch.stack([x0 + w / 2, y0 + h / 2, w, h], -1)
+        return torch.where((peak > 0) & (c1 > c0).unsqueeze(-1), tight, box)
 
     @staticmethod
     def _place(objs: ObjectSubset, by: Tensor, bx: Tensor, glimpses: Tensor) -> Tensor:
