@@ -52,7 +52,7 @@ def evaluate_pedestrians(
     device=None,
     progress: bool = True,
     min_foreground: float = 0.1,
-    painted_fraction: float = 0.2,
+    painted_fraction: float = 0.1,
 ) -> dict[str, Any]:
     """Bound, counting accuracy (annotated data) and tracking scores (annotated data, object models) of ``model`` on
     ``data``'s sequences (uint8 ``[T, S, 3, 64, 64]``).

@@ -175,7 +175,7 @@ class SQAIR(nn.Module):
         return canvas.view(*lead, C, H, W)
 
     @torch.no_grad()
-    def painted_boxes(self, z: Slots, fraction: float = 0.2) -> Tensor:
+    def painted_boxes(self, z: Slots, fraction: float = 0.1) -> Tensor:
         """Boxes around what each object paints, ``[..., N, 4]`` (x_centre, y_centre, width, height as fractions of the
         frame, like :func:`~sqair_world.model.spatial.where_to_box`).
 
