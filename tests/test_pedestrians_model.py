@@ -332,3 +332,17 @@ def test_painted_boxes_keep_the_glimpse_rows_and_columns_the_decoder_paints(ped_
     torch.testing.assert_close(boxes[0, 1], torch.tensor([0.3, 0.4, 0.2, 0.5]), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="fraction"):
         model.painted_boxes(z, 1.5)
+
+
+def test_pedestrian_counts_script_prints_the_breakdown(ped_ckpt, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from pedestrian_counts import main as counts_main
+
+    counts_main([str(ped_ckpt), "--walkers-frames", "200", "--num-sequences", "8", "--reject-overlap", "1.0"])
+    out = capsys.readouterr().out
+    assert "posterior counting" in out and "under-counted frames" in out
+    confusion = np.array([[int(v) for v in line.strip(" []").split()] for line in out.splitlines()[-4:]])
+    assert confusion.shape == (4, 4) and confusion.sum() == 8 * 5  # every frame of the 8 sequences, once

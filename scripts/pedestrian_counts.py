@@ -1,0 +1,92 @@
+"""Where a pedestrian checkpoint's counts go wrong, on the held-out region sequences of ``evaluate pedestrians``.
+
+    python scripts/pedestrian_counts.py CKPT                                   # held-out walkers (seed 1, 600 frames)
+    python scripts/pedestrian_counts.py CKPT --video vtest.avi --gt gt.txt     # a video's validation split
+    python scripts/pedestrian_counts.py CKPT --reject-overlap 1.0              # proposal rejection off
+
+Prints for the deterministic posterior (one particle, p > 0.5): counting accuracy, per frame index of the sequences
+(propagation can only help from the second frame on), with the authors' 25% rule applied to the model's boxes too,
+the share of over- and under-counted frames, how many under-counted frames hold two counted people whose boxes
+overlap, the median box sizes and the confusion of true against inferred counts (docs/pedestrians.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import torch
+
+from sqair_world.data.pedestrians import PedestrianSet
+from sqair_world.data.pedestrians.regions import box_fractions
+from sqair_world.evaluation.moving_mnist import posterior_track
+from sqair_world.evaluation.video_tracking import iou_matrix
+from sqair_world.training.checkpoints import load_model
+from sqair_world.training.experiments import PedestrianSource, load_pedestrian_source
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--video", default=None)
+    p.add_argument("--gt", default=None)
+    p.add_argument("--num-sequences", type=int, default=500)
+    p.add_argument("--walkers-frames", type=int, default=600, help="frames of the held-out walkers video (seed 1)")
+    p.add_argument("--reject-overlap", type=float, default=None, help="override SQAIRConfig.grid_reject_overlap")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    model = load_model(args.checkpoint, map_location="cpu").eval()
+    if args.reject_overlap is not None:  # the config is shared by the model's modules: replace it everywhere
+        cfg = dataclasses.replace(model.cfg, grid_reject_overlap=args.reject_overlap)
+        for module in model.modules():
+            if hasattr(module, "cfg"):
+                module.cfg = cfg
+    if args.video:
+        source = PedestrianSource(video=args.video, gt=args.gt)
+    else:
+        source = PedestrianSource(walkers_frames=args.walkers_frames, walkers_seed=1)
+    data = load_pedestrian_source(source, progress=False)
+    if not data.val.has_counts:
+        raise SystemExit("the footage has no annotations: pass --gt with --video")
+    held = data.val if args.video else PedestrianSet.concat([data.train, data.val])
+    idx = np.unique(np.linspace(0, len(held) - 1, min(args.num_sequences, len(held))).round().astype(int))
+    held = held.subset(idx)
+
+    boxes, ids = [], []
+    with torch.no_grad():
+        for s in range(0, len(held), 16):
+            b, i, _, _ = posterior_track(model, torch.from_numpy(held.frames[:, s : s + 16]).float().div_(255))
+            boxes.append(b.numpy())
+            ids.append(i.numpy())
+    box = np.concatenate(boxes, 1).astype(np.float64)  # [T, S, N, 4] region pixels, not clipped
+    present = np.concatenate(ids, 1) >= 0
+    truth = held.counts
+    size = held.frames.shape[-1]
+    inside = box_fractions(box, np.zeros((1, 2), np.int64), size)[..., 0, :]  # [T, S, N]
+    n = present.sum(-1)
+    n_rule = (present & (inside > 0.25)).sum(-1)
+    print(f"{truth.shape[1]} sequences of {truth.shape[0]} frames, {truth.mean():.2f} people per frame")
+    rule = np.mean(n_rule == truth)
+    print(f"posterior counting {np.mean(n == truth):.3f}; with the 25% rule on the model's boxes {rule:.3f}")
+    print("per frame of the sequence:", " ".join(f"{np.mean(n[t] == truth[t]):.3f}" for t in range(len(truth))))
+    under, over = n < truth, n > truth
+    overlapping = 0
+    for t, s in zip(*np.nonzero(under)):
+        g = held.boxes[t, s][held.ids[t, s] >= 0].astype(np.float64)
+        if len(g) > 1:
+            m = iou_matrix(g, g)
+            np.fill_diagonal(m, 0)
+            overlapping += bool((m > 0).any())
+    print(f"over-counted frames {over.mean():.3f} (fixed by the 25% rule: {np.sum(over & (n_rule == truth))})")
+    print(f"under-counted frames {under.mean():.3f}: {overlapping} of {under.sum()} hold two overlapping people")
+    gt_sizes = held.boxes[held.ids >= 0][:, 2:]
+    print(f"median box (w, h): model {np.median(box[present][:, 2:], 0).round(1)}, annotated {np.median(gt_sizes, 0)}")
+    confusion = np.zeros((4, 4), np.int64)
+    np.add.at(confusion, (np.clip(truth.ravel(), 0, 3), np.clip(n.ravel(), 0, 3)), 1)
+    print("frames, true count (rows 0-3) against inferred (columns 0-3):")
+    print(confusion)
+
+
+if __name__ == "__main__":
+    main()
