@@ -177,8 +177,7 @@ def merge_regions(
 ) -> Detections:
     """One detection per person from the slots of overlapping regions (``RegionTracker.step``'s output): the most
     central view of a person first, every other view lying ``merge_overlap`` inside it (or it inside the view) joins
-    it. Slots whose
-    ``support [R, N]`` (foreground fraction of the box) is below ``min_support`` are dropped first."""
+    it. Slots whose ``support [R, N]`` (foreground fraction of the box) is below ``min_support`` are dropped first."""
     r, n = np.nonzero(ids >= 0)
     b = boxes[r, n]
     keep = (b[:, 2] >= min_size) & (b[:, 3] >= min_size)
@@ -202,7 +201,8 @@ def merge_regions(
 
 
 class IdentityLinker:
-    """Video identities for the people of successive frames (step 3 of the module docstring)."""
+    """Video identities for the people of successive frames (step 3 of the module docstring). ``smoothing``: the
+    old velocity's weight in the exponential average that predicts where an unseen track is now."""
 
     def __init__(self, link_distance: float = 0.5, max_gap: int = 5, smoothing: float = 0.5) -> None:
         self.link_distance, self.max_gap, self.smoothing = link_distance, max_gap, smoothing

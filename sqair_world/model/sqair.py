@@ -179,9 +179,9 @@ class SQAIR(nn.Module):
         """Boxes around what each object paints, ``[..., N, 4]`` (x_centre, y_centre, width, height as fractions of the
         frame, like :func:`~sqair_world.model.spatial.where_to_box`).
 
-        The where box is the glimpse's extent, and the decoder leaves margins of it dark (a person fills about the
-        middle half of a 32x12 glimpse's width; docs/pedestrians.md), so IoU against tight annotated boxes is low for
-        a box on the right person. Here the box keeps the glimpse rows and columns whose brightest channel reaches
+        The where box is the glimpse's extent, and the decoder leaves margins of it dark (people's glimpse boxes are
+        about a third wider than their annotated boxes; docs/pedestrians.md), so IoU against tight annotated boxes
+        is low even for a box on the right person. Here the box keeps the glimpse rows and columns whose brightest channel reaches
         ``fraction`` of the glimpse's brightest pixel, mapped through the where box. A glimpse that paints nothing
         keeps its where box; absent slots are boxed too (callers mask them)."""
         if not 0 < fraction < 1:
