@@ -181,9 +181,9 @@ class SQAIR(nn.Module):
 
         The where box is the glimpse's extent, and the decoder leaves margins of it dark (people's glimpse boxes are
         about a third wider than their annotated boxes; docs/pedestrians.md), so IoU against tight annotated boxes
-        is low even for a box on the right person. Here the box keeps the glimpse rows and columns whose brightest channel reaches
-        ``fraction`` of the glimpse's brightest pixel, mapped through the where box. A glimpse that paints nothing
-        keeps its where box; absent slots are boxed too (callers mask them)."""
+        is low even for a box on the right person. Here the box keeps the glimpse rows and columns whose brightest
+        channel reaches ``fraction`` of the glimpse's brightest pixel, mapped through the where box. A glimpse that
+        paints nothing keeps its where box; absent slots are boxed too (callers mask them)."""
         if not 0 < fraction < 1:
             raise ValueError(f"fraction is a share of the glimpse's brightest pixel in (0, 1), got {fraction}")
         box = where_to_box(z.where.float())
