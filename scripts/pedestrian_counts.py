@@ -18,9 +18,9 @@ import dataclasses
 import numpy as np
 import torch
 
-from sqair_world.data.pedestrians import PedestrianSet
 from sqair_world.data.pedestrians.regions import box_fractions
 from sqair_world.evaluation.moving_mnist import posterior_track
+from sqair_world.evaluation.pedestrians import held_out_sequences
 from sqair_world.evaluation.video_tracking import iou_matrix
 from sqair_world.training.checkpoints import load_model
 from sqair_world.training.experiments import PedestrianSource, load_pedestrian_source
@@ -49,9 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_pedestrian_source(source, progress=False)
     if not data.val.has_counts:
         raise SystemExit("the footage has no annotations: pass --gt with --video")
-    held = data.val if args.video else PedestrianSet.concat([data.train, data.val])
-    idx = np.unique(np.linspace(0, len(held) - 1, min(args.num_sequences, len(held))).round().astype(int))
-    held = held.subset(idx)
+    held = held_out_sequences(data, not args.video, args.num_sequences)
 
     boxes, ids = [], []
     with torch.no_grad():

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import tyro
 
-from sqair_world.data.pedestrians import AnnotationError, PedestrianSet, VideoError
+from sqair_world.data.pedestrians import AnnotationError, VideoError
 from sqair_world.envs import make_sqair_env
 from sqair_world.envs.atari import collect_sequences
 from sqair_world.envs.rollouts import (
@@ -50,7 +50,7 @@ from sqair_world.evaluation.classical import ClassicalTracker
 from sqair_world.evaluation.figures import write_figures, write_reconstructions
 from sqair_world.evaluation.metrics import tracking_scores
 from sqair_world.evaluation.moving_mnist import evaluate, format_table, write_mnist_figures
-from sqair_world.evaluation.pedestrians import busiest, evaluate_pedestrians, format_pedestrians
+from sqair_world.evaluation.pedestrians import busiest, evaluate_pedestrians, format_pedestrians, held_out_sequences
 from sqair_world.evaluation.prediction import format_prediction, mean_results, plot_errors, prediction_errors
 from sqair_world.speed import flush_denormals
 from sqair_world.training.checkpoints import CheckpointError, load_model
@@ -402,9 +402,7 @@ def run_pedestrians(cfg: PedestriansEval) -> None:
     if len(model.cfg.image_shape) != 3 or model.cfg.image_shape[0] != 3:
         raise ValueError(f"{cfg.checkpoint} is a model of {model.cfg.image_shape} frames, not of colour regions")
     data = load_pedestrian_source(cfg.source)
-    held_out = data.val if cfg.source.video or cfg.source.duke else PedestrianSet.concat([data.train, data.val])
-    idx = np.unique(np.linspace(0, len(held_out) - 1, min(cfg.num_sequences, len(held_out))).round().astype(int))
-    held_out = held_out.subset(idx)
+    held_out = held_out_sequences(data, not (cfg.source.video or cfg.source.duke), cfg.num_sequences)
     torch.manual_seed(cfg.seed)
     result = evaluate_pedestrians(model, held_out, cfg.particles, cfg.chunk, cfg.batch_size)
     result.update(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sqair_world.data.pedestrians import PedestrianSet
+from sqair_world.data.pedestrians import PedestrianData, PedestrianSet
 from sqair_world.evaluation.metrics import tracking_scores
 from sqair_world.evaluation.moving_mnist import bound_rec_kl_counts, first_particle
 from sqair_world.evaluation.video_tracking import foreground_fraction
@@ -33,6 +33,15 @@ def busiest(data: PedestrianSet, n: int) -> np.ndarray:
     else:
         score = (data.frames.max(2) > 0).mean((0, 2, 3))
     return np.argsort(-score, kind="stable")[:n]
+
+
+def held_out_sequences(data: PedestrianData, every_sequence: bool, num_sequences: int) -> PedestrianSet:
+    """At most ``num_sequences`` sequences, evenly spaced, of the held-out footage: every sequence of ``data`` when
+    ``every_sequence`` (a video the training never saw, such as the walkers of another seed), else its validation
+    split (the last frames of the training video)."""
+    held_out = PedestrianSet.concat([data.train, data.val]) if every_sequence else data.val
+    idx = np.unique(np.linspace(0, len(held_out) - 1, min(num_sequences, len(held_out))).round().astype(int))
+    return held_out.subset(idx)
 
 
 def clip_boxes(boxes: np.ndarray, size: int) -> np.ndarray:
@@ -131,4 +140,4 @@ def format_pedestrians(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["busiest", "clip_boxes", "evaluate_pedestrians", "format_pedestrians"]
+__all__ = ["busiest", "clip_boxes", "evaluate_pedestrians", "format_pedestrians", "held_out_sequences"]

@@ -128,8 +128,8 @@ class RegionTracker:
         z = out.state.z
         boxes = box_to_pixels(where_to_box(z.where.float()), self.size, self.size).cpu().numpy().astype(np.float64)
         ids = torch.where(z.pres > 0, z.id, -1).cpu().numpy()
-        centre = boxes[..., :2] + boxes[..., 2:] / 2
-        margin = np.minimum(centre, self.size - centre).min(-1)  # distance of the centre from the region's edge
+        c = centre(boxes)
+        margin = np.minimum(c, self.size - c).min(-1)  # distance of the centre from the region's edge
         boxes[..., 0] += xs[:, None]
         boxes[..., 1] += ys[:, None]
         return boxes, ids, margin
