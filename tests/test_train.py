@@ -76,6 +76,22 @@ def test_fast_learning_rate_decays_once_per_curriculum_stage_and_stops_with_the_
         TrainConfig(lr_stage_decay=0.0)
 
 
+def test_steady_modules_keep_the_base_rate_while_the_rest_decays(tmp_path):
+    tr = _trainer(tmp_path, 5, lr_stage_decay=0.5, steady_lr_modules=("glimpse_decoder", "mean_image"))
+    decayed, steady = tr.opt.param_groups
+    names = {id(p): n for n, p in tr.model.named_parameters()}
+    assert all(names[id(p)].startswith(("glimpse_decoder", "mean_image")) for p in steady["params"])
+    assert len(decayed["params"]) + len(steady["params"]) == len(list(tr.model.parameters()))
+    for _ in range(5):  # curriculum_every=2: 3 frames, then 4 (curriculum_max) from step 2
+        tr.train_step()
+    assert steady["lr"] == pytest.approx(warmup_constant(4, 1e-3)) and decayed["lr"] == pytest.approx(steady["lr"] / 2)
+    with pytest.raises(ValueError, match="match no parameter.*glimpse_decoder"):
+        _trainer(tmp_path, 1, steady_lr_modules=("decoder",))
+    tr.save()
+    with pytest.raises(ValueError, match="resume with the same --steady-lr-modules"):
+        _trainer(tmp_path, 6).load(tmp_path / "last.pt")
+
+
 def test_presence_warmup_offsets_discovery_during_training_only(tmp_path):
     tr = _trainer(tmp_path, 3, presence_warmup=6.0, presence_warmup_steps=4)
     tr.train_step()

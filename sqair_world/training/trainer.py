@@ -83,6 +83,10 @@ class TrainConfig:
     lr_stage_decay: float = 0.7
     """Fast recipe: the learning rate is multiplied by this at every curriculum stage (1: constant). At a constant
     3e-4, propagation broke down at 6-9 frames (docs/moving_mnist.md "Stability")."""
+    steady_lr_modules: tuple[str, ...] = ()
+    """Fast recipe: parameters whose names start with one of these keep the undecayed rate through the curriculum
+    (e.g. ``glimpse_decoder mean_image``): the decay tames the presences' score-function noise, which grows with T
+    (docs/moving_mnist.md "Stability") and never reaches the decoder, which only gets reparameterised gradients."""
     grad_clip: float | None = None
     """Clip the global gradient norm (None: off faithful, 1000 fast)."""
     num_train_sequences: int = 60000
@@ -191,18 +195,32 @@ def tf_rmsprop(params, lr: float) -> torch.optim.RMSprop:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (fast) or the authors' RMSProp (faithful); with ``steady_lr_modules`` the fast recipe's parameters come
+    in two groups, the steady one flagged ``steady=True`` for :func:`learning_rate`."""
     if cfg.recipe == "faithful":
         return tf_rmsprop(model.parameters(), cfg.lr)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if not cfg.steady_lr_modules:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    named = list(model.named_parameters())
+    steady = [p for n, p in named if n.startswith(cfg.steady_lr_modules)]
+    if not steady:
+        prefixes = sorted({n.split(".")[0] for n, _ in named})
+        raise ValueError(f"steady_lr_modules {cfg.steady_lr_modules} match no parameter; the model's are {prefixes}")
+    decayed = [p for n, p in named if not n.startswith(cfg.steady_lr_modules)]
+    return torch.optim.Adam(
+        [{"params": decayed, "steady": False}, {"params": steady, "steady": True}],
+        lr=cfg.lr,
+    )
 
 
-def learning_rate(step: int, cfg: TrainConfig) -> float:
+def learning_rate(step: int, cfg: TrainConfig, steady: bool = False) -> float:
+    """The rate at ``step``; ``steady``: a parameter group that skips the fast recipe's stage decay."""
     if cfg.recipe == "faithful":
         return authors_learning_rate(step, cfg.lr, cfg.steps if cfg.steps < 10**9 else 2_000_000)
     stage = (
         curriculum_length(step, cfg.curriculum_start, cfg.curriculum_every, cfg.curriculum_max) - cfg.curriculum_start
     )
-    return warmup_constant(step, cfg.lr) * cfg.lr_stage_decay**stage
+    return warmup_constant(step, cfg.lr) * (1.0 if steady else cfg.lr_stage_decay**stage)
 
 
 def batch_indices(step: int, n: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> np.ndarray:
@@ -334,6 +352,13 @@ class Trainer:
             raise ValueError(f"{path} holds a model but no training state; use it with evaluate, or start a new run")
         loaded = model_from_payload(data, str(path), expected_config=self.model.cfg)
         self.model.load_state_dict(loaded.state_dict())
+        saved_groups = [len(g["params"]) for g in extra["optimizer"]["param_groups"]]
+        if saved_groups != [len(g["params"]) for g in self.opt.param_groups]:
+            saved = extra.get("train_config", {}).get("steady_lr_modules", ())
+            raise ValueError(
+                f"{path} was trained with steady_lr_modules {tuple(saved)}, this run asks for "
+                f"{self.cfg.steady_lr_modules}: resume with the same --steady-lr-modules"
+            )
         self.opt.load_state_dict(extra["optimizer"])
         self.step = int(extra["step"])
         if self.dist.world == 1:
@@ -371,7 +396,7 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         x, idx = self.batch(self.step)
         for group in self.opt.param_groups:
-            group["lr"] = learning_rate(self.step, self.cfg)
+            group["lr"] = learning_rate(self.step, self.cfg, group.get("steady", False))
         self._set_presence_offset(linear_decay(self.step, self.cfg.presence_warmup, self.cfg.presence_warmup_steps))
         module = self.ddp or self.model
         with mixed_precision(self.device, self.cfg.autocast):
@@ -471,6 +496,7 @@ class Trainer:
         budget += [f"{self.cfg.max_minutes:g} minutes"] if self.cfg.max_minutes else []
         decay = (
             f" x{self.cfg.lr_stage_decay:g} per curriculum stage"
+            + (f" (not {', '.join(self.cfg.steady_lr_modules)})" if self.cfg.steady_lr_modules else "")
             if self.cfg.lr_stage_decay < 1 and self.cfg.recipe == "fast"
             else ""
         )
