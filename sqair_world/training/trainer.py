@@ -352,11 +352,10 @@ class Trainer:
             raise ValueError(f"{path} holds a model but no training state; use it with evaluate, or start a new run")
         loaded = model_from_payload(data, str(path), expected_config=self.model.cfg)
         self.model.load_state_dict(loaded.state_dict())
-        saved_groups = [len(g["params"]) for g in extra["optimizer"]["param_groups"]]
-        if saved_groups != [len(g["params"]) for g in self.opt.param_groups]:
-            saved = extra.get("train_config", {}).get("steady_lr_modules", ())
+        saved = tuple(extra.get("train_config", {}).get("steady_lr_modules", ()))
+        if sorted(saved) != sorted(self.cfg.steady_lr_modules):  # the optimiser's groups follow from it
             raise ValueError(
-                f"{path} was trained with steady_lr_modules {tuple(saved)}, this run asks for "
+                f"{path} was trained with steady_lr_modules {saved}, this run asks for "
                 f"{self.cfg.steady_lr_modules}: resume with the same --steady-lr-modules"
             )
         self.opt.load_state_dict(extra["optimizer"])
