@@ -18,6 +18,7 @@ from sqair_world.model.grid import (
     cell_where,
     continuity_loss,
     covered_fraction,
+    discovery_targets,
     footprint_targets,
     foreground_targets,
     frame_targets,
@@ -25,7 +26,7 @@ from sqair_world.model.grid import (
 from sqair_world.model.registry import build_model
 from sqair_world.model.spatial import box_to_where, cap_scale, row_glimpses, where_to_box
 from sqair_world.model.types import Slots
-from sqair_world.training.experiments import ATARI_MODEL
+from sqair_world.training.experiments import ATARI_MODEL, PEDESTRIAN_MODEL
 
 
 def test_cell_where_puts_the_centre_inside_its_cell_and_inverts():
@@ -195,6 +196,28 @@ def test_foreground_targets_blob_sigma_gives_one_cell_per_tall_person():
     target, _ = foreground_targets(seen, 8, 0.1, (6.0, 3.0))
     assert many.sum() > 2
     assert target.sum() == 2 and target[0, 3 * 8 + 2] == 1 and target[0, 5 * 8 + 6] == 1
+
+
+def test_residual_targets_give_a_newcomer_beside_a_propagated_person_a_cell_of_its_own():
+    """Two people side by side make one blob; with the left one propagated (its box covered), the residual rule
+    targets the right one's cell, the frame's blobs only the shared blob's; with nothing propagated both agree."""
+    cfg = SQAIRConfig(**PEDESTRIAN_MODEL)
+    residual = SQAIRConfig(**{**PEDESTRIAN_MODEL, "grid_residual_targets": True})
+    seen = torch.zeros(1, 3, 64, 64)
+    seen[0, :, 10:39, 20:30] = 0.7  # left person: centre x 24.5 (cell column 3)
+    seen[0, :, 12:41, 26:36] = 0.7  # right person, overlapping: centre x 30.5, its uncovered part x 31-35
+    blobs = frame_targets(seen, cfg)
+    assert blobs[0].nonzero().tolist() == [[0, 3 * 8 + 3]]
+    cover = torch.zeros(2, 64, 64)  # K = 2 particles, both propagating the left person
+    cover[:, 8:41, 18:31] = 1.0
+    same, _ = discovery_targets(seen, blobs, cover, 2, cfg)
+    new, offset = discovery_targets(seen, blobs, cover, 2, residual)
+    assert same.nonzero().tolist() == [[0, 27], [1, 27]]
+    assert new.nonzero().tolist() == [[0, 28], [1, 28]]
+    assert (offset[:, 28, 0] * 8 + 4 + 32 - 33).abs().max() < 1.5  # the centre of the uncovered part, x 33 px
+    assert torch.equal(discovery_targets(seen, blobs, None, 2, residual)[0], same)
+    with pytest.raises(ValueError, match="grid_residual_targets works on the blob targets"):
+        SQAIRConfig(**{**PEDESTRIAN_MODEL, "grid_residual_targets": True, "grid_targets": "footprint"})
 
 
 def test_footprint_targets_split_two_touching_sprites_that_make_one_blob():

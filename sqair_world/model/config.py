@@ -131,6 +131,10 @@ class SQAIRConfig:
     grid_blob_min_mass: float = 0.25
     """Smoothed foreground fraction a blob centre must hold (isolated noise pixels make none). Solid sprites and
     silhouettes fill their blob; MNIST's thin strokes fill about a fifth of their box and need less."""
+    grid_residual_targets: bool = False
+    """From the second frame on, discovery's blob targets come from the foreground outside the propagated objects'
+    boxes (SCALOR discovers what propagation leaves unexplained), so a newcomer who shares a propagated object's blob
+    still gets a target of its own. Needs ``grid_targets="blobs"``."""
     grid_targets: Literal["blobs", "footprint"] = "blobs"
     """How those targets find objects in the foreground. "blobs": peaks of the smoothed foreground (grid_blob_*).
     "footprint": greedy matching pursuit with an object-sized window (grid_footprint*), which splits touching
@@ -243,6 +247,8 @@ class SQAIRConfig:
             problems.append(f"grid_blob_min_mass is a fraction in (0, 1), got {self.grid_blob_min_mass}")
         if self.grid_targets not in ("blobs", "footprint"):
             problems.append(f"grid_targets must be 'blobs' or 'footprint', got {self.grid_targets!r}")
+        elif self.grid_residual_targets and self.grid_targets != "blobs":
+            problems.append("grid_residual_targets works on the blob targets: set grid_targets='blobs' or turn it off")
         if len(self.grid_footprint) != 2 or not all(1 <= int(v) <= s for v, s in zip(self.grid_footprint, (h, w))):
             problems.append(f"grid_footprint needs (h, w) pixels inside the frame {(h, w)}, got {self.grid_footprint}")
         if not 0 < self.grid_footprint_fill <= 1:

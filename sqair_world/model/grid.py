@@ -28,7 +28,8 @@ propagation updates from then on.
 Optional self-supervision (``grid_aux_weight > 0``, MOC's motion targets; ``atari-objects.md`` §2): blobs of the
 thresholded frame-minus-background give each cell a presence target (a blob centre inside it and not rejected) and
 a centre target, as a cross-entropy and a squared error added to the training loss (never to the bound). The
-targets come from the frames alone; no label enters training.
+targets come from the frames alone; no label enters training. With ``grid_residual_targets`` discovery's targets
+come, from the second frame on, from the foreground outside the propagated objects' boxes (:func:`discovery_targets`).
 
 Axes: B batch, K particles, R = B*K rows (row = b*K + k), M = G*G cells (row-major), N slots, D = n_what.
 """
@@ -244,12 +245,19 @@ def foreground_targets(
     Gaussian of ``sigma`` (y, x) pixels; a blob centre is a local maximum over about 3.4 sigma (5 x 5 pixels at
     1.5) holding at least ``min_mass`` of the smoothed mass (so isolated noise pixels make none).
     """
-    B, _, H, W = seen.shape
-    fg = foreground_mask(seen, threshold).unsqueeze(1)  # [B, 1, H, W]
+    return blob_targets(foreground_mask(seen, threshold), grid, sigma, min_mass)
+
+
+def blob_targets(
+    mask: Tensor, grid: int, sigma: tuple[float, float] = (1.5, 1.5), min_mass: float = 0.25
+) -> tuple[Tensor, Tensor]:
+    """The blob rule of :func:`foreground_targets` on a given foreground ``mask [B, H, W]`` (float, 0 or 1)."""
+    B, H, W = mask.shape
+    fg = mask.unsqueeze(1)  # [B, 1, H, W]
     (ky, ry), (kx, rx) = (_gaussian(s, fg) for s in sigma)
     dens = F.conv2d(F.conv2d(fg, kx.view(1, 1, 1, -1), padding=(0, rx)), ky.view(1, 1, -1, 1), padding=(ry, 0))
     # a tiny ramp breaks ties between equal neighbours (symmetric blobs of even size)
-    dens = dens + 1e-6 * torch.arange(H * W, device=seen.device, dtype=fg.dtype).view(1, 1, H, W) / (H * W)
+    dens = dens + 1e-6 * torch.arange(H * W, device=mask.device, dtype=fg.dtype).view(1, 1, H, W) / (H * W)
     wy, wx = (int(1.7 * s) for s in sigma)  # half-windows of the local maximum
     peak = (dens == F.max_pool2d(dens, (2 * wy + 1, 2 * wx + 1), 1, (wy, wx))) & (dens > min_mass)
     b, _, py, px = peak.nonzero(as_tuple=True)
@@ -266,6 +274,21 @@ def frame_targets(seen: Tensor, cfg: SQAIRConfig) -> tuple[Tensor, Tensor]:
             seen, cfg.grid_size, cfg.grid_fg_threshold, fp, cfg.grid_footprint_fill, cfg.max_objects
         )
     return foreground_targets(seen, cfg.grid_size, cfg.grid_fg_threshold, cfg.grid_blob_sigma, cfg.grid_blob_min_mass)
+
+
+def discovery_targets(
+    seen: Tensor, blobs: tuple[Tensor, Tensor], cover: Tensor | None, k: int, cfg: SQAIRConfig
+) -> tuple[Tensor, Tensor]:
+    """Discovery's self-supervised targets per row ``[R, M]``, ``[R, M, 2]`` (R = B * ``k``): the frame's ``blobs``
+    (:func:`frame_targets` of ``seen [B, C, H, W]``), or with ``cfg.grid_residual_targets`` and propagated objects
+    (``cover [R, H, W]``, :func:`render_cover`) the blobs of the foreground outside their boxes."""
+    if cfg.grid_residual_targets and cover is not None:
+        # SCALOR discovers what propagation leaves unexplained: a person who shares a propagated person's blob
+        # still peaks in the foreground outside that person's box
+        fg = foreground_mask(seen, cfg.grid_fg_threshold).repeat_interleave(k, 0)
+        return blob_targets(fg * (cover < 0.5), cfg.grid_size, cfg.grid_blob_sigma, cfg.grid_blob_min_mass)
+    target, offset = blobs
+    return target.repeat_interleave(k, 0), offset.repeat_interleave(k, 0)
 
 
 def _cell_targets(b: Tensor, fx: Tensor, fy: Tensor, batch: int, grid: int) -> tuple[Tensor, Tensor]:
@@ -362,6 +385,7 @@ class GridDiscovery(nn.Module):
         # SCALOR's rule: a proposal mostly covered by what the propagated objects render is rejected
         with torch.no_grad():
             boxes = where_to_box(cell_where(loc, cells, G))  # [R, M, 4]
+            cover = None
             if bool((prop.pres > 0).any()):
                 cover = render_cover(prop, image.shape[-2:], cfg.glimpse_size)
                 # a proposal whose centre lies inside a propagated object is explained too, however much larger
@@ -403,9 +427,8 @@ class GridDiscovery(nn.Module):
         keep = pres.unsqueeze(-1)  # absent slots hold zeros
         aux = raw_logit.new_zeros(R)
         if blobs is not None:
-            target, offset = blobs
-            target = target.repeat_interleave(K, 0) * open_cell  # what propagation explains is not discovery's
-            offset = offset.repeat_interleave(K, 0)
+            target, offset = discovery_targets(image, blobs, cover, K, cfg)
+            target = target * open_cell  # what propagation explains is not discovery's
             bce = F.binary_cross_entropy_with_logits(raw_logit, target, reduction="none")
             centre_err = (torch.tanh(loc[..., 2:]) - offset).pow(2).sum(-1)
             aux = (open_cell * bce).sum(-1) + 10.0 * (target * centre_err).sum(-1)
@@ -427,11 +450,13 @@ __all__ = [
     "GridDiscovery",
     "GridOutput",
     "GridPrior",
+    "blob_targets",
     "cell_centres",
     "cell_where",
     "continuity_loss",
     "foreground_mask",
     "covered_fraction",
+    "discovery_targets",
     "footprint_targets",
     "foreground_targets",
     "frame_targets",
