@@ -8,7 +8,7 @@ Prints for the deterministic posterior (one particle, p > 0.5): counting accurac
 (propagation can only help from the second frame on), with the authors' 25% rule applied to the model's boxes too,
 the share of over- and under-counted frames, how many under-counted frames hold two counted people whose boxes
 overlap, where the people it missed are, what a perfect detector of every visible person would score against the
-25% rule (walkers only), the median box sizes and the confusion of true against inferred counts (docs/pedestrians.md).
+25% rule, the median box sizes and the confusion of true against inferred counts (docs/pedestrians.md).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from sqair_world.data.pedestrians.mot import read_mot
 from sqair_world.data.pedestrians.regions import box_fractions
 from sqair_world.data.pedestrians.walkers import WalkersConfig, make_walkers
 from sqair_world.evaluation.moving_mnist import posterior_track
@@ -98,19 +99,24 @@ def main(argv: list[str] | None = None) -> None:
     print(f"people missed in those frames {missed}: {inside_box} with their centre inside a present glimpse box")
     hist = np.histogram(apart, bins=[0.25, 0.5, 0.75, 1.0 - 1e-9, 1.0])[0]
     print(f"the others by the share of their box inside the region (0.25-0.5, -0.75, -1, whole): {hist.tolist()}")
-    if not args.video:  # the walkers' full ground truth: people the 25% rule leaves out are known too
+    # the full annotations, in the downscaled frame: people the 25% rule leaves out are known too
+    if args.video:
+        gt = read_mot(args.gt).scaled(data.meta["output_size"][1] / data.meta["frame_size"][1])
+    else:
         gt = make_walkers(WalkersConfig(num_frames=args.walkers_frames, seed=1)).gt
-        frac = [
-            box_fractions(gt.boxes[gt.frame == f], held.regions[s : s + 1], size)[0]
-            for f, s in zip(held.frame_numbers.ravel(), np.tile(np.arange(truth.shape[1]), truth.shape[0]))
-        ]
-        ceiling = [np.mean([np.sum(f > c) for f in frac] == truth.ravel()) for c in (0.0, 0.1)]
-        edge = np.array([np.any((f > 0) & (f <= 0.25)) for f in frac]).reshape(truth.shape)
-        print(f"over-counted frames with a person 0-25% inside the region (not counted): {np.sum(over & edge)}")
-        print(
-            "a perfect detector of every person with any part inside the region would count "
-            f"{ceiling[0]:.3f} right, of those more than 10% inside {ceiling[1]:.3f} (the truth: more than 25%)"
-        )
+    frac = [
+        box_fractions(gt.boxes[gt.frame == f], held.regions[s : s + 1], size)[0]
+        for f, s in zip(held.frame_numbers.ravel(), np.tile(np.arange(truth.shape[1]), truth.shape[0]))
+    ]
+    if not np.array_equal([np.sum(f > 0.25) for f in frac], truth.ravel()):
+        raise SystemExit("the annotations do not reproduce the sequences' counts: are they the footage's?")
+    ceiling = [np.mean([np.sum(f > c) for f in frac] == truth.ravel()) for c in (0.0, 0.1)]
+    edge = np.array([np.any((f > 0) & (f <= 0.25)) for f in frac]).reshape(truth.shape)
+    print(f"over-counted frames with a person 0-25% inside the region (not counted): {np.sum(over & edge)}")
+    print(
+        "a perfect detector of every person with any part inside the region would count "
+        f"{ceiling[0]:.3f} right, of those more than 10% inside {ceiling[1]:.3f} (the truth: more than 25%)"
+    )
     gt_sizes = held.boxes[held.ids >= 0][:, 2:]
     print(f"median box (w, h): model {np.median(box[present][:, 2:], 0).round(1)}, annotated {np.median(gt_sizes, 0)}")
     confusion = np.zeros((4, 4), np.int64)

@@ -344,5 +344,6 @@ def test_pedestrian_counts_script_prints_the_breakdown(ped_ckpt, capsys):
     counts_main([str(ped_ckpt), "--walkers-frames", "200", "--num-sequences", "8", "--reject-overlap", "1.0"])
     out = capsys.readouterr().out
     assert "posterior counting" in out and "under-counted frames" in out
+    assert "centre inside a present glimpse box" in out and "a perfect detector" in out
     confusion = np.array([[int(v) for v in line.strip(" []").split()] for line in out.splitlines()[-4:]])
     assert confusion.shape == (4, 4) and confusion.sum() == 8 * 5  # every frame of the 8 sequences, once
