@@ -134,7 +134,8 @@ class SQAIRConfig:
     grid_residual_targets: bool = False
     """From the second frame on, discovery's blob targets come from the foreground outside the propagated objects'
     boxes (SCALOR discovers what propagation leaves unexplained), so a newcomer who shares a propagated object's blob
-    still gets a target of its own. Needs ``grid_targets="blobs"``."""
+    still gets a target of its own. Needs ``grid_targets="blobs"``. On the walkers it counted as the default does and
+    switched identities more (docs/pedestrians.md, "Where the walkers' count is lost")."""
     grid_targets: Literal["blobs", "footprint"] = "blobs"
     """How those targets find objects in the foreground. "blobs": peaks of the smoothed foreground (grid_blob_*).
     "footprint": greedy matching pursuit with an object-sized window (grid_footprint*), which splits touching
