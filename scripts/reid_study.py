@@ -8,7 +8,9 @@ for the same seed) with the checkpoint's re-identification switched off, and sto
 box, appearance, the model's track ids), the frame, the RAM sprite centres and the episode. ``score``
 re-identifies those tracks offline under several rules and scores each with
 :func:`sqair_world.evaluation.atari.sprite_scores`, beside an oracle that links a new track to the lost one that
-followed the same sprite (what re-identification could give at best).
+followed the same sprite (what re-identification could give at best), and beside trackers that see the ground truth
+itself: every (merged) RAM sprite detected exactly, linked from step to step by position alone (no appearance),
+what a tracker with a perfect detector and no re-identification could give.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import tyro
+from scipy.optimize import linear_sum_assignment
 
 from sqair_world.envs.atari import make_maze_env
 from sqair_world.envs.factory import load_default_model
 from sqair_world.envs.reid import ReIdentifier
 from sqair_world.envs.rollouts import play_atari
 from sqair_world.envs.slots import SQAIRObservation
-from sqair_world.evaluation.atari import SpriteRollout, sprite_scores
+from sqair_world.evaluation.atari import SpriteRollout, merge_stacked, sprite_scores
 
 
 @dataclasses.dataclass
@@ -127,6 +130,53 @@ def oracle_ids(roll: SpriteRollout, max_distance: float = 5.0) -> np.ndarray:
     return np.vectorize(lambda i: mapping.get(int(i), int(i)) if i >= 0 else -1)(ids)
 
 
+PLAYER_ID = 10**6  # the player's track id under ``player_known``
+
+
+def perfect_detector_tracks(
+    roll: SpriteRollout, gate: float, velocity: bool, merge_distance: float = 3.0, player_known: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slots ``(pres [T, G], where [T, G, 4], ids [T, G])`` of a tracker that detects every ground-truth object
+    exactly (the RAM sprites inside the frame, stacked ones merged as :func:`sprite_scores` merges them) and links
+    them by position alone: Hungarian on the distance to each track's last centre (plus its last displacement with
+    ``velocity``), no link beyond ``gate`` px, a new id otherwise; ids restart with each episode. With
+    ``player_known`` the player (sprite 0, the only one that looks different in Pac-Man) keeps one id per episode,
+    as a perfect appearance model of it would give; the others are linked by position."""
+    size = roll.frame_hw[0]
+    objects = []
+    for truth in roll.sprites:
+        inside = ((truth >= 0) & (truth < size)).all(-1)
+        objects.append(merge_stacked(truth, inside, merge_distance))
+    G = max(len(o[0]) for o in objects)
+    T = len(objects)
+    pres, where, ids = np.zeros((T, G)), np.zeros((T, G, 4)), np.full((T, G), -1)
+    last, moved, names, next_id, prev_ep = np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, int), 0, -1
+    for t, (centres, object_ids) in enumerate(objects):
+        if roll.episodes[t] != prev_ep:
+            last, moved, names, prev_ep = np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, int), roll.episodes[t]
+        guess = last + moved if velocity else last
+        d = np.linalg.norm(centres[:, None] - guess[None], axis=-1)  # [objects, tracks]
+        if player_known:  # the player's object and its track only link to each other, under the same id
+            is_player = object_ids == 0
+            d[is_player[:, None] != (names == PLAYER_ID)[None]] = np.inf
+        rows, cols = linear_sum_assignment(np.where(d < gate, d, 1e6))
+        keep = d[rows, cols] < gate
+        new_names = np.full(len(centres), -1)
+        new_moved = np.zeros_like(centres)
+        new_names[rows[keep]] = names[cols[keep]]
+        new_moved[rows[keep]] = centres[rows[keep]] - last[cols[keep]]
+        for j in np.flatnonzero(new_names < 0):
+            if player_known and object_ids[j] == 0:
+                new_names[j] = PLAYER_ID
+            else:
+                new_names[j], next_id = next_id, next_id + 1
+        last, moved, names = centres, new_moved, new_names
+        n = len(centres)
+        pres[t, :n], ids[t, :n] = 1.0, names
+        where[t, :n, :2], where[t, :n, 2:] = centres / size, 4.0 / size
+    return pres, where, ids
+
+
 def score(cfg: Score) -> None:
     rules = {
         "model ids (no re-id)": lambda roll: roll.ids,
@@ -138,11 +188,19 @@ def score(cfg: Score) -> None:
         "what + 10 x centre + 20 x colour, 100 steps, 8.0": lambda roll: reidentify(roll, 100, 8.0, 10.0, 20.0),
         "oracle link (upper bound)": oracle_ids,
     }
-    table: dict[str, list] = {k: [] for k in rules}
+    perfect = {}  # trackers on the ground truth itself: (gate px, with the last displacement, player known)
+    for gate, velocity, known in ((5.0, False, False), (10.0, False, False), (10.0, True, False), (10.0, False, True)):
+        extra = (", velocity" if velocity else "") + (", player known" if known else "")
+        perfect[f"perfect detector, position-only ids (gate {gate:g} px{extra})"] = (gate, velocity, known)
+    table: dict[str, list] = {k: [] for k in [*rules, *perfect]}
     for path in sorted(cfg.runs.glob("seed*.npz")):
         roll = load_rollout(path)
         for name, rule in rules.items():
             s = sprite_scores(roll, ids=rule(roll))
+            table[name].append([s["idf1"], s["num_switches"], s["mota"]])
+        for name, (gate, velocity, known) in perfect.items():
+            pres, where, ids = perfect_detector_tracks(roll, gate, velocity, player_known=known)
+            s = sprite_scores(roll, pres=pres, where=where, ids=ids)
             table[name].append([s["idf1"], s["num_switches"], s["mota"]])
     print("| rule | IDF1 | switches | MOTA |\n|---|---|---|---|")
     for name, v in table.items():
