@@ -303,7 +303,11 @@ def game_actions(env_id: str, num_actions: int, use_actions: bool) -> int:
 
 # new modules a checkpoint without them leaves at their initialisation (the action effect and velocity gain start at
 # zero)
-FRESH_MODULES = ("propagation.prior.action_effect.", "propagation.prior.velocity_gain")
+FRESH_MODULES = (
+    "propagation.prior.action_effect.",
+    "propagation.prior.velocity_gain",
+    "propagation.prior.action_gain.",
+)
 PROP_PRIOR = "propagation.prior."
 
 

@@ -93,6 +93,43 @@ def test_the_velocity_gain_extrapolates_the_last_displacement_and_starts_at_zero
         tiny_sqair(prop_prior_velocity=True)
 
 
+def test_the_action_velocity_gain_depends_on_the_action_and_starts_as_the_global_gain(tiny_sqair, tmp_path):
+    """``prop_prior_action_velocity``: the gain is tanh(10 g + d(features, action)) per object; d starts at zero, so a
+    fine-tune from a velocity checkpoint starts as its prior, and with d trained the held action sets how far the last
+    displacement carries. It needs the velocity term and actions."""
+    from sqair_world.pretrain import init_weights
+    from sqair_world.training.checkpoints import save_model
+
+    torch.manual_seed(0)
+    kw = dict(prop_prior="markov", prop_prior_residual=True, prop_prior_velocity=True, num_actions=3)
+    what = torch.randn(1, 3, tiny_sqair().cfg.n_what)
+    a, b = torch.tensor([-2.0, -2.0, 0.1, 0.0]), torch.tensor([-2.0, -2.0, 0.3, -0.1])
+
+    def mean_after(model, action):
+        prior, pres = model.propagation.prior, torch.ones(1, 3)
+        h = prior(what, a.expand(1, 3, 4), pres, prior.h0.expand(1, 3, -1)).h
+        return prior(what, b.expand(1, 3, 4), pres, h, torch.tensor([action])).where_mu
+
+    plain = tiny_sqair(**kw)
+    save_model(tmp_path / "velocity.pt", plain)
+    acting = tiny_sqair(**kw, prop_prior_action_velocity=True)
+    init_weights(acting, str(tmp_path / "velocity.pt"))
+    assert not acting.propagation.prior.action_gain[-1].weight.any()
+    assert all(torch.equal(mean_after(acting, k), mean_after(plain, k)) for k in range(3))
+    gain = acting.propagation.prior.action_gain
+    with torch.no_grad():  # d = 100: the gain is tanh(100) = 1, constant velocity on top of the MLP
+        gain[-1].bias.fill_(100.0)
+    held = mean_after(acting, 1) - mean_after(plain, 1)
+    assert torch.allclose(held, (b - a).expand_as(held), atol=1e-5)
+    with torch.no_grad():  # d of the features and the action: another action, another extrapolation
+        gain[-1].bias.zero_(), gain[-1].weight.normal_()
+    assert not torch.allclose(mean_after(acting, 0), mean_after(acting, 1))
+    with pytest.raises(ValueError, match="prop_prior_action_velocity"):
+        tiny_sqair(
+            prop_prior="markov", prop_prior_residual=True, prop_prior_velocity=True, prop_prior_action_velocity=True
+        )
+
+
 def _moving_states(model, frames: int, velocity: torch.Tensor):
     """Posterior states of two objects moving at a constant ``velocity [4]`` per frame (the Markov prior's state
     carries where_{t-1})."""

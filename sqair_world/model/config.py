@@ -167,6 +167,11 @@ class SQAIRConfig:
     """Markov prior only: its where mean also moves by g * (where_{t-1} - where_{t-2}), g a learned per-coordinate
     gain in (-1, 1) that starts at 0. A damped constant-velocity term the MLP need not build from its small
     displacement input (docs/imagination.md "Velocity")."""
+    prop_prior_action_velocity: bool = False
+    """With ``prop_prior_velocity`` and ``num_actions``: each object's gain is tanh(10 g + d), d ``[4]`` an MLP of
+    the prior's features and the action (starting at 0), so a held joystick can keep the player's motion going and a
+    reversed one turn it round, while the ghosts keep the damped gain. One global gain learned a fifth of the
+    action's effect on Ms. Pac-Man (docs/imagination.md "How much of the action's effect")."""
 
     prior_rollout_steps: int = 0
     """> 1 adds a rollout loss: from each frame's posterior state, the propagation prior's means are rolled 2 to
@@ -265,6 +270,11 @@ class SQAIRConfig:
                 "prop_prior_velocity extrapolates the Markov prior's residual where mean: it needs "
                 f"prop_prior='markov' and prop_prior_residual=True, got {self.prop_prior!r} and "
                 f"{self.prop_prior_residual}"
+            )
+        if self.prop_prior_action_velocity and not (self.prop_prior_velocity and self.num_actions > 0):
+            problems.append(
+                "prop_prior_action_velocity makes the velocity gain depend on the action: it needs "
+                f"prop_prior_velocity=True and num_actions > 0, got {self.prop_prior_velocity} and {self.num_actions}"
             )
         if self.prior_rollout_steps < 0 or self.prior_rollout_steps == 1 or self.prior_rollout_weight < 0:
             problems.append(

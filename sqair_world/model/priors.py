@@ -39,7 +39,7 @@ class PropagationPrior(nn.Module):
     replaces the GRU; its state ``h`` then only carries ``[where_{t-1}, 1, 0, ...]`` to the next step (``seen`` = 0
     for a track's first step, whose displacement is unknown and set to zero). Its head's weights start at zero.
     ``prop_prior_velocity`` adds ``tanh(10 g) * (where_{t-1} - where_{t-2})`` to its where mean, ``g [4]`` learned
-    from zero.
+    from zero; ``prop_prior_action_velocity`` adds an MLP of [features, one-hot action] to ``10 g``, per object.
     With ``SQAIRConfig.num_actions > 0`` an action effect, an MLP over [GRU state, one-hot action a_{t-1}], adds to
     the head's output; its last layer starts at zero, so an action-conditioned prior starts as the unconditional
     one (and fine-tunes from its checkpoint).
@@ -56,6 +56,10 @@ class PropagationPrior(nn.Module):
             self.gru = GRUCell(cfg.n_what + 4, cfg.n_hidden)
             self.h0 = nn.Parameter(torch.zeros(cfg.n_hidden))
         self.velocity_gain = nn.Parameter(torch.zeros(4)) if cfg.prop_prior_velocity else None  # see VELOCITY_RATE
+        self.action_gain = None  # per object and action, added to the gain's pre-activation; starts at zero
+        if cfg.prop_prior_action_velocity:
+            self.action_gain = MLP(cfg.n_hidden + cfg.num_actions, [cfg.n_hidden_small], 4)
+            nn.init.zeros_(self.action_gain[-1].weight), nn.init.zeros_(self.action_gain[-1].bias)
         self.head = linear(cfg.n_hidden, 1 + 8 + 2 * cfg.n_what)
         if self.markov is not None:  # starts as "stay as you were" (with prop_prior_residual), wide, whatever the MLP
             nn.init.zeros_(self.head.weight)
@@ -85,7 +89,8 @@ class PropagationPrior(nn.Module):
             code = h_o.new_zeros(*pres.shape, self.cfg.num_actions)
             if action is not None:
                 code = F.one_hot(action, self.cfg.num_actions).to(h_o.dtype).unsqueeze(1).expand_as(code)
-            head = head + self.action_effect(torch.cat([h_o, objs.take(code)], -1))
+            acted = torch.cat([h_o, objs.take(code)], -1)
+            head = head + self.action_effect(acted)
         out = objs.put(head, 0.0)  # absent: masked below, or weighted by zero presence
         d = self.cfg.n_what
         logit, w_mu, w_raw, z_mu, z_raw = out.split([1, 4, 4, d, d], -1)
@@ -93,7 +98,10 @@ class PropagationPrior(nn.Module):
         if self.cfg.prop_prior_residual:  # a tracker's prior: objects stay where and as they were, plus a change
             w_mu, z_mu = where + w_mu, what + z_mu
         if self.velocity_gain is not None:  # damped constant velocity; |g| < 1 keeps rollouts from blowing up
-            w_mu = w_mu + torch.tanh(VELOCITY_RATE * self.velocity_gain) * moved * pres.unsqueeze(-1)
+            gain = VELOCITY_RATE * self.velocity_gain
+            if self.action_gain is not None:
+                gain = gain + objs.put(self.action_gain(acted), 0.0)
+            w_mu = w_mu + torch.tanh(gain) * moved * pres.unsqueeze(-1)
         s = self.cfg.min_std
         return PropPriorOutput(h_new, logit, w_mu, softplus_std(w_raw, s), z_mu, softplus_std(z_raw, s))
 
