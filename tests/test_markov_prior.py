@@ -128,6 +128,8 @@ def test_the_action_velocity_gain_depends_on_the_action_and_starts_as_the_global
         tiny_sqair(
             prop_prior="markov", prop_prior_residual=True, prop_prior_velocity=True, prop_prior_action_velocity=True
         )
+    with pytest.raises(ValueError, match="prop_prior_action_velocity"):
+        tiny_sqair(prop_prior_action_velocity=True)
 
 
 def _moving_states(model, frames: int, velocity: torch.Tensor):

@@ -271,10 +271,10 @@ class SQAIRConfig:
                 f"prop_prior='markov' and prop_prior_residual=True, got {self.prop_prior!r} and "
                 f"{self.prop_prior_residual}"
             )
-        if self.prop_prior_action_velocity and not (self.prop_prior_velocity and self.num_actions > 0):
+        if self.prop_prior_action_velocity and not self.prop_prior_velocity:  # num_actions: checked by the prior
             problems.append(
                 "prop_prior_action_velocity makes the velocity gain depend on the action: it needs "
-                f"prop_prior_velocity=True and num_actions > 0, got {self.prop_prior_velocity} and {self.num_actions}"
+                "prop_prior_velocity=True"
             )
         if self.prior_rollout_steps < 0 or self.prior_rollout_steps == 1 or self.prior_rollout_weight < 0:
             problems.append(

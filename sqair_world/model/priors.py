@@ -58,6 +58,11 @@ class PropagationPrior(nn.Module):
         self.velocity_gain = nn.Parameter(torch.zeros(4)) if cfg.prop_prior_velocity else None  # see VELOCITY_RATE
         self.action_gain = None  # per object and action, added to the gain's pre-activation; starts at zero
         if cfg.prop_prior_action_velocity:
+            if cfg.num_actions < 1:  # not in SQAIRConfig's checks: pretrain sets num_actions after parsing the flags
+                raise ValueError(
+                    "prop_prior_action_velocity makes the velocity gain depend on the action, but num_actions is 0: "
+                    "train on data with actions (pretrain atari), or leave it off"
+                )
             self.action_gain = MLP(cfg.n_hidden + cfg.num_actions, [cfg.n_hidden_small], 4)
             nn.init.zeros_(self.action_gain[-1].weight), nn.init.zeros_(self.action_gain[-1].bias)
         self.head = linear(cfg.n_hidden, 1 + 8 + 2 * cfg.n_what)
