@@ -171,7 +171,8 @@ class SQAIRConfig:
     """With ``prop_prior_velocity`` and ``num_actions``: each object's gain is tanh(10 g + d), d ``[4]`` an MLP of
     the prior's features and the action (starting at 0), so a held joystick can keep the player's motion going and a
     reversed one turn it round, while the ghosts keep the damped gain. One global gain learned a fifth of the
-    action's effect on Ms. Pac-Man (docs/imagination.md "How much of the action's effect")."""
+    action's effect on Ms. Pac-Man. Off: a 30-minute fine-tune with it did no better than one without
+    (docs/imagination.md "How much of the action's effect")."""
 
     prior_rollout_steps: int = 0
     """> 1 adds a rollout loss: from each frame's posterior state, the propagation prior's means are rolled 2 to
