@@ -37,7 +37,8 @@ def main() -> None:
     name = args.env.split("/")[-1].split("-")[0]
     env = gym.make(f"SQAIR-Wrapped/{name}", checkpoint=args.checkpoint)
     game, size, H = env.get_wrapper_attr("game"), env.get_wrapper_attr("size"), args.horizon
-    imagine, ale, action_set = env.get_wrapper_attr("imagine"), env.unwrapped.ale, env.unwrapped._action_set
+    imagine, ram_xy = env.get_wrapper_attr("imagine"), env.get_wrapper_attr("ram_xy")
+    ale, action_set = env.unwrapped.ale, env.unwrapped._action_set
     nA = env.action_space.n
     rng = np.random.default_rng(args.seed)
     _, info = env.reset(seed=args.seed)
@@ -66,10 +67,8 @@ def main() -> None:
             state = ale.cloneState()
             for _ in range(4 * H):  # MazePreprocessing repeats each action over 4 raw frames
                 ale.act(action_set[a])
-            ram = ale.getRAM()
+            tr.append(game.positions(ram_xy(), size)[0] - player)
             ale.restoreState(state)
-            xy = np.stack([ram[list(game.ram_x)], ram[list(game.ram_y)]], -1).astype(np.int64)
-            tr.append(game.positions(xy, size)[0] - player)
         if len(im) == nA:
             imagined.append(im), true.append(tr)
     im, tr = np.array(imagined), np.array(true)  # [states, actions, 2]

@@ -30,7 +30,7 @@ from sqair_world.envs.factory import load_default_model
 from sqair_world.envs.reid import ReIdentifier
 from sqair_world.envs.rollouts import play_atari
 from sqair_world.envs.slots import SQAIRObservation
-from sqair_world.evaluation.atari import SpriteRollout, merge_stacked, sprite_scores
+from sqair_world.evaluation.atari import SpriteRollout, merge_stacked, sprite_scores, sprites_inside
 
 
 @dataclasses.dataclass
@@ -145,8 +145,7 @@ def perfect_detector_tracks(
     size = roll.frame_hw[0]
     objects = []
     for truth in roll.sprites:
-        inside = ((truth >= 0) & (truth < size)).all(-1)
-        objects.append(merge_stacked(truth, inside, merge_distance))
+        objects.append(merge_stacked(truth, sprites_inside(truth, roll.frame_hw), merge_distance))
     G = max(len(o[0]) for o in objects)
     T = len(objects)
     pres, where, ids = np.zeros((T, G)), np.zeros((T, G, 4)), np.full((T, G), -1)

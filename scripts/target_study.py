@@ -19,7 +19,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from sqair_world.envs.atari import background, game_from_env_id, make_maze_env, sticky_action
-from sqair_world.evaluation.atari import merge_stacked
+from sqair_world.evaluation.atari import merge_stacked, sprites_inside
 from sqair_world.model.config import SQAIRConfig
 from sqair_world.model.grid import cell_centres, frame_targets
 from sqair_world.training.experiments import ATARI_MODEL
@@ -63,8 +63,7 @@ def score(seen: torch.Tensor, truths: list[np.ndarray], overrides: dict, max_dis
     centres = (cell_centres(G) + offset / G) * (H - 1)  # [F, M, 2] px, the align-corners convention of the targets
     right = objects = found = matched = 0
     for t, truth in enumerate(truths):
-        inside = (truth >= 0).all(1) & (truth < H).all(1)
-        objs, _ = merge_stacked(truth, inside, 3.0)
+        objs, _ = merge_stacked(truth, sprites_inside(truth, (H, H)), 3.0)
         peaks = centres[t][target[t] > 0].numpy()
         right += len(peaks) == len(objs)
         objects += len(objs)

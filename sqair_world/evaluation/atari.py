@@ -52,6 +52,13 @@ def sprites_found(distances: np.ndarray) -> np.ndarray:
     return (~np.isnan(distances)).any(1)
 
 
+def sprites_inside(truth: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+    """bool ``[S]``: which sprite centres ``truth [S, 2]`` (x, y pixels) lie inside the ``(H, W)`` frame (the others
+    are off-screen, in a tunnel, or parked outside by the game: not ground truth)."""
+    H, W = frame_hw
+    return (truth[:, 0] >= 0) & (truth[:, 0] < W) & (truth[:, 1] >= 0) & (truth[:, 1] < H)
+
+
 def merge_stacked(truth: np.ndarray, inside: np.ndarray, merge_distance: float) -> tuple[np.ndarray, np.ndarray]:
     """Merge sprites drawn on top of each other: ``truth [S, 2]`` centres, ``inside [S]`` -> (centres ``[G, 2]``,
     identities ``[G]``) of the ground-truth objects: groups of inside sprites linked by centres under
@@ -96,7 +103,7 @@ def sprite_scores(
     hits, count_err = [], []
     episodes = roll.episodes if roll.episodes is not None else np.zeros(len(pres), int)
     for p, w, i, truth, ep in zip(pres, where, ids, roll.sprites, episodes):
-        inside = (truth[:, 0] >= 0) & (truth[:, 0] < W) & (truth[:, 1] >= 0) & (truth[:, 1] < H)
+        inside = sprites_inside(truth, roll.frame_hw)
         present = p > 0
         centres = w[present, :2] * [W, H] * scale
         objects, object_ids = merge_stacked(truth * scale, inside, merge_distance * float(scale.min()))
