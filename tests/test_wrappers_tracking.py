@@ -117,6 +117,20 @@ def test_reidentifier_gives_a_lost_track_its_identity_back_by_appearance():
         ReIdentifier(1, 2, 2, window=-1, max_distance=1.0)
 
 
+def test_reidentifier_remembers_a_tracks_mean_appearance_not_its_last():
+    """A track that ends on an atypical frame (a flicker, a stack) is still recognised by how it looked over its life;
+    with the last code alone (1.5 away) the new track would get a fresh id."""
+    from sqair_world.envs.reid import ReIdentifier
+
+    reid = ReIdentifier(num_envs=1, num_slots=2, what_dim=1, window=5, max_distance=1.0)
+    for code in (0.0, 0.0, 0.0, 1.5):  # track 0 lives four steps; mean 0.375
+        assert reid(np.array([[0, -1]]), np.array([[[code], [0.0]]])).tolist() == [[0, -1]]
+    reid(np.array([[-1, -1]]), np.zeros((1, 2, 1)))  # lost
+    assert reid(np.array([[1, -1]]), np.array([[[0.1], [0.0]]])).tolist() == [[0, -1]]
+    with pytest.raises(ValueError, match=r"what must be \[e, N, 1\]"):
+        reid(np.array([[1, -1]]), np.zeros((1, 2, 3)))
+
+
 def test_reidentifier_position_weight_breaks_an_appearance_tie_by_where_the_track_was_lost():
     from sqair_world.envs.reid import ReIdentifier
 

@@ -4,12 +4,14 @@ SQAIR propagates an object only from one frame to the next; once its track ends 
 start by a life loss, a ghost that flickers off for a few frames), the object comes back under a new identity. On
 the Atari games that, more than anything the model does, keeps IDF1 low: scored with one identity per life instead
 of per episode, the same tracks give IDF1 0.73 (Ms. Pac-Man) and 0.77 (Pac-Man) instead of 0.43 and 0.39
-(docs/atari.md). Here every ended track is remembered for ``window`` steps with its last appearance code
-(``z_what``) and box centre; a new track takes the identity of the remembered one nearest in the joint space of
-appearance and ``position_weight`` x centre (fractions of the frame side), if nearer than ``max_distance``, one to
-one (greedy by distance), else a fresh identity. The centre term is there because appearance alone barely tells the
-Atari ghosts apart: their ``z_what`` lie as far from each other as from themselves a few steps later, and most tracks
-come back within a few steps of where they were lost (``scripts/reid_study.py``, docs/atari.md).
+(docs/atari.md). Here every ended track is remembered for ``window`` steps with its mean appearance code
+(``z_what`` averaged over the track's life) and last box centre; a new track takes the identity of the remembered
+one nearest in the joint space of appearance and ``position_weight`` x centre (fractions of the frame side), if
+nearer than ``max_distance``, one to one (greedy by distance), else a fresh identity. The mean, not the last code,
+because a track often ends on its least typical frame (a flicker, a stack, a death animation): remembering the mean
+gained IDF1 on both games' tuning and held-out seeds (docs/atari.md). The centre term is there because one frame's
+appearance barely tells the Atari ghosts apart: their ``z_what`` lie as far from each other as from themselves a few
+steps later, and most tracks come back within a few steps of where they were lost (``scripts/reid_study.py``).
 
 Vectorised over the envs (numpy); the loop runs over slots. Axes: E envs, N slots, L remembered tracks, D what.
 """
@@ -52,10 +54,12 @@ class ReIdentifier:
             )
         self.window, self.max_distance, self.position_weight = window, max_distance, position_weight
         E, N, L = num_envs, num_slots, 2 * num_slots  # a life loss ends every track at once
-        what_dim += 2 if position_weight else 0  # the code: z_what, then the weighted centre
+        self.what_dim = what_dim
+        what_dim += 2 if position_weight else 0  # the code: mean z_what, then the weighted last centre
         self.prev_ids = np.full((E, N), -1)  # the model's ids at the last step
         self.prev_shown = np.full((E, N), -1)  # the ids shown for them
-        self.prev_what = np.zeros((E, N, what_dim))
+        self.prev_what = np.zeros((E, N, what_dim))  # their codes
+        self.prev_steps = np.zeros((E, N), int)  # how many steps each has lived: the weight of its mean
         self.lost_id = np.full((E, L), -1)  # remembered shown ids (-1: free)
         self.lost_what = np.zeros((E, L, what_dim))
         self.lost_age = np.zeros((E, L), int)
@@ -81,10 +85,10 @@ class ReIdentifier:
         """``ids [e, N]`` (the model's, -1 absent), ``what [e, N, D]`` and, with a ``position_weight``, the box
         centres ``centre [e, N, 2]`` (fractions of the frame side) of the envs ``rows`` (default all) -> the shown
         ids ``[e, N]``."""
-        if self.position_weight:
-            if centre is None:
-                raise ValueError("this ReIdentifier has a position_weight: pass the box centres [e, N, 2]")
-            what = np.concatenate([what, self.position_weight * centre], -1)
+        if self.position_weight and centre is None:
+            raise ValueError("this ReIdentifier has a position_weight: pass the box centres [e, N, 2]")
+        if what.shape[-1] != self.what_dim:
+            raise ValueError(f"what must be [e, N, {self.what_dim}] (the what_dim given), got {what.shape}")
         sel = slice(None) if rows is None else np.asarray(rows)
         prev_ids, prev_shown, prev_what = self.prev_ids[sel], self.prev_shown[sel], self.prev_what[sel]
         lost_id, lost_what, lost_age = self.lost_id[sel], self.lost_what[sel], self.lost_age[sel] + 1
@@ -94,7 +98,13 @@ class ReIdentifier:
         # a track that goes on keeps its shown id
         same = (ids[:, :, None] == prev_ids[:, None, :]) & live[:, :, None] & (prev_ids >= 0)[:, None, :]
         kept = same.any(2)
-        shown = np.where(kept, np.take_along_axis(prev_shown, same.argmax(2), 1), -1)
+        src = same.argmax(2)  # [e, N] the slot each kept track was in
+        shown = np.where(kept, np.take_along_axis(prev_shown, src, 1), -1)
+        # its code: the running mean of its appearance, then its last centre
+        steps = np.where(kept, np.take_along_axis(self.prev_steps[sel], src, 1), 0)
+        mean = np.take_along_axis(prev_what[..., : self.what_dim], src[..., None], 1)
+        mean = np.where(kept[..., None], mean + (what - mean) / (steps + 1)[..., None], what)
+        code = mean if not self.position_weight else np.concatenate([mean, self.position_weight * centre], -1)
         # tracks that ended are remembered, in free memory first, then over the oldest
         lost_id = np.where(lost_age > self.window, -1, lost_id)
         gone = (prev_ids >= 0) & ~same.any(1)
@@ -104,7 +114,7 @@ class ReIdentifier:
         lost_id[r, dest[r, c]], lost_what[r, dest[r, c]], lost_age[r, dest[r, c]] = prev_shown[r, c], prev_what[r, c], 0
         # new tracks take the nearest remembered appearance, one to one, greedy by distance
         new = live & ~kept
-        cost = np.linalg.norm(what[:, :, None] - lost_what[:, None], axis=-1)  # [e, N, L]
+        cost = np.linalg.norm(code[:, :, None] - lost_what[:, None], axis=-1)  # [e, N, L]
         cost[~new] = np.inf
         cost[(lost_id < 0)[:, None, :].repeat(ids.shape[1], 1)] = np.inf
         cost[cost >= self.max_distance] = np.inf
@@ -123,6 +133,7 @@ class ReIdentifier:
         fresh = live & (shown < 0)
         shown = np.where(fresh, next_id[:, None] + np.cumsum(fresh, 1) - 1, shown)
         self.next_id[sel] = next_id + fresh.sum(1)
-        self.prev_ids[sel], self.prev_shown[sel], self.prev_what[sel] = ids, shown, what
+        self.prev_ids[sel], self.prev_shown[sel], self.prev_what[sel] = ids, shown, code
+        self.prev_steps[sel] = np.where(live, steps + 1, 0)
         self.lost_id[sel], self.lost_what[sel], self.lost_age[sel] = lost_id, lost_what, lost_age
         return shown

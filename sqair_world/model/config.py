@@ -90,8 +90,8 @@ class SQAIRConfig:
     many agent steps, and a new track that looks like it (appearance codes nearer than ``track_reid_distance``)
     takes its identity back. 0: off, the shown identities are the model's."""
     track_reid_distance: float = 8.0
-    """Largest Euclidean distance between the codes (z_what, then the weighted centre) of a lost track and a new
-    one it re-identifies."""
+    """Largest Euclidean distance between the codes (the lost track's mean z_what or the new one's z_what, then
+    the weighted centre) of a lost track and a new one it re-identifies."""
     track_reid_position_weight: float = 0.0
     """Weight of the box centre (fractions of the frame side) beside z_what in the re-identification code. 0:
     appearance only."""

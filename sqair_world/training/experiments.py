@@ -67,7 +67,7 @@ class Experiment:
 # such doubles were most over-counts of the shipped models, and the rule alone, applied to them unchanged, raised
 # count accuracy from 0.72 / 0.75 to 0.75 / 0.85 and precision from 0.96 / 0.93 to 0.99 / 1.00 (Pac-Man / Ms. Pac-Man,
 # docs/atari.md). The online tracker re-identifies a track lost within 100 agent steps (a life loss sends every
-# sprite back to its start, ending every track) by its z_what (envs.reid): tuned on seeds 10-12, never on 0-4.
+# sprite back to its start, ending every track) by its mean z_what (envs.reid): tuned on seeds 10-12, never on 0-4.
 # The targets are the "footprint" rule (model.grid.footprint_targets): a sprite-sized 8x4 window, taken greedily, splits
 # ghosts side by side, which the blob peaks count as one (the targets alone, seeds 10-12: Pac-Man count accuracy 0.73 ->
 # 0.82, Ms. Pac-Man 0.80 -> 0.81; scripts/target_study.py), and a proposal is rejected only when half its box (not 30%)
