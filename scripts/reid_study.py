@@ -7,8 +7,8 @@
 for the same seed) with the checkpoint's re-identification switched off, and stores per step the slots (presence,
 box, appearance, the model's track ids), the frame, the RAM sprite centres and the episode. ``score``
 re-identifies those tracks offline under several rules and scores each with
-:func:`sqair_world.evaluation.atari.sprite_scores`, beside an oracle that links a new track to the lost one that
-followed the same sprite (what re-identification could give at best), and beside trackers that see the ground truth
+:func:`sqair_world.evaluation.atari.sprite_scores`, beside an oracle that links a new track to the ended one that
+followed the same sprite (the best re-identification we know of), and beside trackers that see the ground truth
 itself: every (merged) RAM sprite detected exactly, linked from step to step by position alone (no appearance),
 what a tracker with a perfect detector and no re-identification could give.
 """
@@ -104,30 +104,44 @@ def reidentify(
 
 
 def oracle_ids(roll: SpriteRollout, max_distance: float = 5.0) -> np.ndarray:
-    """Link every model track to the RAM sprite it sits on most; a track takes the id of the previous track of
-    that sprite once that one has ended (the best a re-identification can do, without undoing swaps)."""
-    ids, pres, where, sprites = roll.ids, roll.pres, roll.where, roll.sprites
+    """The best re-identification of the recorded tracks we know of, from the ground truth: each track is named by
+    the RAM sprite it sits on most, and a new track takes the id of the track that most recently ended on the same
+    sprite, never an id still shown on a live track (as :class:`ReIdentifier`, which links only lost tracks). Tracks
+    are the model's ids within an episode (the model restarts its ids at each reset)."""
     size = roll.frame_hw[0]
-    votes: dict[int, np.ndarray] = {}
-    for t in range(len(ids)):
-        for n in np.flatnonzero(pres[t] > 0):
-            c = where[t, n, :2] * size
-            dist = np.linalg.norm(sprites[t] - c, axis=-1)
-            s = int(dist.argmin())
-            if dist[s] < max_distance:
-                votes.setdefault(int(ids[t, n]), np.zeros(sprites.shape[1]))[s] += 1
-    first = {}
-    for t in range(len(ids)):
-        for n in np.flatnonzero(ids[t] >= 0):
-            first.setdefault(int(ids[t, n]), t)
-    owner = {k: int(v.argmax()) for k, v in votes.items()}
-    mapping, last_of_sprite = {}, {}
-    for k in sorted(first, key=first.get):
-        s = owner.get(k)
-        mapping[k] = last_of_sprite.get(s, k) if s is not None else k
-        if s is not None:
-            last_of_sprite[s] = mapping[k]
-    return np.vectorize(lambda i: mapping.get(int(i), int(i)) if i >= 0 else -1)(ids)
+    tracks: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (episode, model id) -> its (t, slot), in time order
+    for t, n in zip(*np.nonzero(roll.ids >= 0)):
+        tracks.setdefault((int(roll.episodes[t]), int(roll.ids[t, n])), []).append((int(t), int(n)))
+
+    def sprite(points: list[tuple[int, int]]) -> int | None:
+        t, n = np.array(points).T
+        d = np.linalg.norm(roll.sprites[t] - roll.where[t, n, None, :2] * size, axis=-1)  # [P, S]
+        d = np.where(np.isfinite(d), d, np.inf)
+        near = d.argmin(1)[d.min(1) < max_distance]
+        return int(np.bincount(near).argmax()) if len(near) else None
+
+    shown: dict[tuple[int, int], int] = {}
+    ended: dict[int, tuple[int, int | None]] = {}  # shown id -> (last step, sprite) of its track, once it ended
+    live: dict[int, tuple[int, int | None]] = {}
+    episode = None
+    for key in sorted(tracks, key=lambda k: tracks[k][0][0]):
+        start = tracks[key][0][0]
+        if key[0] != episode:
+            ended, live, episode = {}, {}, key[0]
+        for sid, (last, _) in list(live.items()):
+            if last < start:
+                ended[sid] = live.pop(sid)
+        s = sprite(tracks[key])
+        same = [(last, sid) for sid, (last, s2) in ended.items() if s is not None and s2 == s]
+        sid = max(same)[1] if same else len(shown)
+        ended.pop(sid, None)
+        shown[key] = sid
+        live[sid] = (tracks[key][-1][0], s)
+    out = np.full(roll.ids.shape, -1)
+    for key, points in tracks.items():
+        t, n = np.array(points).T
+        out[t, n] = shown[key]
+    return out
 
 
 PLAYER_ID = 10**6  # the player's track id under ``player_known``
@@ -185,7 +199,7 @@ def score(cfg: Score) -> None:
         "what + 10 x centre, 100 steps, 8.0": lambda roll: reidentify(roll, 100, 8.0, 10.0),
         "what + 30 x centre, 100 steps, 10.0": lambda roll: reidentify(roll, 100, 10.0, 30.0),
         "what + 10 x centre + 20 x colour, 100 steps, 8.0": lambda roll: reidentify(roll, 100, 8.0, 10.0, 20.0),
-        "oracle link (upper bound)": oracle_ids,
+        "oracle link (ground truth names each track)": oracle_ids,
     }
     perfect = {}  # trackers on the ground truth itself: (gate px, with the last displacement, player known)
     for gate, velocity, known in ((5.0, False, False), (10.0, False, False), (10.0, True, False), (10.0, False, True)):

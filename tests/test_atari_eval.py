@@ -105,3 +105,33 @@ def test_perfect_detector_tracks_split_stacks_and_the_known_player():
     # exact detections: recall and precision 1; the split costs an identity against ids named by the lowest sprite
     s = sprite_scores(roll, pres=pres, where=where, ids=ids)
     assert s["recall"] == 1.0 and s["precision"] == 1.0 and s["idf1"] < 1.0
+
+
+def test_oracle_link_names_tracks_per_episode_and_never_shows_a_live_id_twice():
+    """scripts/reid_study.py's oracle: a new track takes the id of the track that ended on the same sprite; a track
+    that starts while that one still lives gets a fresh id; the model's ids restart at each episode, so the same
+    model id in two episodes is two tracks."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from reid_study import oracle_ids
+
+    a, b = [10.0, 10.0], [50.0, 50.0]  # sprite 0 (player) and sprite 1 (ghost), fixed
+    ids = np.array([[0, 5], [0, 5], [1, 5], [0, -1], [0, 1], [0, 1]])  # episode 0: steps 0-2; episode 1: 3-5
+    on = np.array([[a, b], [a, b], [a, b], [b, b], [b, b], [b, b]])  # the box centre of each slot, px
+    roll = SpriteRollout(
+        pres=(ids >= 0).astype(float),
+        where=np.concatenate([on / 84, np.full((6, 2, 2), 4 / 84)], -1),
+        ids=ids,
+        sprites=np.array([[a, b]] * 6),
+        bounds=np.zeros(6),
+        frame_hw=(84, 84),
+        names=("player", "ghost1"),
+        episodes=np.array([0, 0, 0, 1, 1, 1]),
+    )
+    out = oracle_ids(roll)
+    assert out[2, 0] == out[0, 0]  # track 1 took over sprite 0 after track 0 ended
+    assert out[0, 1] != out[0, 0]
+    assert out[4, 1] != out[4, 0]  # a double on the ghost while track 0 lives: a fresh id
+    assert out[3, 0] == out[5, 0]
