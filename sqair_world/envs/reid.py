@@ -55,13 +55,13 @@ class ReIdentifier:
         self.window, self.max_distance, self.position_weight = window, max_distance, position_weight
         E, N, L = num_envs, num_slots, 2 * num_slots  # a life loss ends every track at once
         self.what_dim = what_dim
-        what_dim += 2 if position_weight else 0  # the code: mean z_what, then the weighted last centre
+        code_dim = what_dim + (2 if position_weight else 0)  # the code: mean z_what, then the weighted last centre
         self.prev_ids = np.full((E, N), -1)  # the model's ids at the last step
         self.prev_shown = np.full((E, N), -1)  # the ids shown for them
-        self.prev_what = np.zeros((E, N, what_dim))  # their codes
+        self.prev_what = np.zeros((E, N, code_dim))  # their codes
         self.prev_steps = np.zeros((E, N), int)  # how many steps each has lived: the weight of its mean
         self.lost_id = np.full((E, L), -1)  # remembered shown ids (-1: free)
-        self.lost_what = np.zeros((E, L, what_dim))
+        self.lost_what = np.zeros((E, L, code_dim))
         self.lost_age = np.zeros((E, L), int)
         self.next_id = np.zeros(E, int)  # the next fresh shown id per env
 
